@@ -246,7 +246,7 @@ func (s *psock) dialLoop(ctx context.Context) {
 		s.mu.Unlock()
 		return
 	case err != nil:
-		s.dialErr = err
+		s.dialErr = unwrapOp(err)
 	default:
 		s.nc = nc
 		s.local = addrPortOf(nc.LocalAddr())
@@ -323,7 +323,7 @@ func (s *psock) readLoop() {
 			chunkPool.Put(bp)
 		}
 		if err != nil && s.rerr == nil {
-			s.rerr = err
+			s.rerr = unwrapOp(err)
 		}
 		s.mu.Unlock()
 		if n > 0 || err != nil {
@@ -384,7 +384,7 @@ func (s *psock) writeLoop() {
 func (s *psock) fail(err error) {
 	s.mu.Lock()
 	if s.werr == nil {
-		s.werr = err
+		s.werr = unwrapOp(err)
 	}
 	s.mu.Unlock()
 	s.signal(Writable | Failed)
@@ -659,4 +659,15 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 		ap = a.AddrPort()
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// unwrapOp drops the net package's "read tcp a->b:" wrapping, leaving the
+// system call's error (such as "read: connection reset by peer", or
+// "wsarecv: ..." on Windows), so both drivers report errors alike.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
 }
