@@ -1,7 +1,6 @@
 package meerkat
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 
@@ -76,6 +75,7 @@ const (
 	dlConnect
 	dlHandshake
 	dlDrain
+	dlAcceptRetry
 )
 
 // ID is the connection's number, unique within its Manager, for Wakeup.
@@ -279,5 +279,3 @@ func (m *Manager) finishClose(c *Conn) {
 	c.send.reset()
 	c.sock, c.tls, c.addrs = nil, nil, nil
 }
-
-var _ = context.Background

@@ -2,10 +2,10 @@ package meerkat
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/meerkat-net/meerkat/internal/driver"
 )
@@ -14,6 +14,7 @@ const (
 	maxReadsPerService   = 8   // reads per connection per iteration, for fairness
 	maxAcceptsPerService = 128 // accepts per listener per iteration
 	readChunk            = 64 << 10
+	acceptRetryDelay     = 100 * time.Millisecond
 )
 
 // service does one connection's I/O for this iteration: accept, finish a
@@ -28,14 +29,13 @@ func (m *Manager) service(c *Conn) {
 		return
 	}
 	if c.flags&fSockFailed != 0 && c.sock != nil && c.flags&fConnecting == 0 {
-		// An error the socket holds ends the connection even while reading
-		// is paused by a full receive buffer.
+		// An error the socket holds (a reset, say) ends the connection
+		// even while reading is paused by a full receive buffer.
 		c.flags &^= fSockFailed
-		if c.recv.Len() >= m.recvLimit() || c.flags&fReadable == 0 {
-			if err := c.sock.Err(); err != nil {
-				m.fail(c, err)
-				return
-			}
+		if err := c.sock.Err(); err != nil {
+			c.flags |= fSockFailed // no goodbye on a broken socket
+			m.fail(c, err)
+			return
 		}
 	}
 	switch {
@@ -81,9 +81,11 @@ func (m *Manager) acceptConns(l *Conn) {
 		}
 		if err != nil {
 			// Out of descriptors and the like: the listener stays, and
-			// accepting resumes when the driver reports it ready again.
+			// tries again shortly (the pending connection will not make
+			// the socket ready a second time).
 			m.log().Error("meerkat: accept failed", "listener", l.id, "err", err)
 			l.flags &^= fReadable
+			l.setDeadline(dlAcceptRetry, m.now+int64(acceptRetryDelay))
 			return
 		}
 		flags := fAccepted | fWritable | l.flags&fAutoTLS
@@ -326,6 +328,8 @@ func (m *Manager) finishIteration() {
 			if c.flags&(fDraining|fWriteShut) == fDraining {
 				m.drain(c)
 			}
+		} else if c.flags&(fDraining|fClosing) == fDraining && c.flags&(fListening|fUDP) != 0 {
+			c.flags |= fClosing // nothing is ever queued: draining is closing
 		}
 		if c.flags&fClosing == 0 {
 			if c.deadline != 0 && m.now >= c.deadline {
@@ -430,6 +434,8 @@ func (m *Manager) deadlinePassed(c *Conn) {
 		m.fail(c, fmt.Errorf("%w (%v)", ErrTLSHandshakeTimeout, orDefault(m.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)))
 	case dlDrain:
 		c.flags |= fClosing
+	case dlAcceptRetry:
+		c.flags |= fReadable
 	}
 }
 
@@ -440,5 +446,3 @@ func (m *Manager) hexdump(c *Conn, dir string, p []byte) {
 	}
 	fmt.Fprintf(w, "conn %d %s %d bytes\n%s", c.id, dir, len(p), hex.Dump(p))
 }
-
-var errUnreachable = errors.New("unreachable")
