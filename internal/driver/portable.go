@@ -18,14 +18,15 @@ import (
 // is.
 
 const (
-	chunkSize      = 16 << 10 // one blocking read
-	inLimit        = 64 << 10 // received bytes held per socket before reading pauses
-	outLimit       = 64 << 10 // bytes accepted by Write before it reports ErrWouldBlock
-	writeChunk     = 32 << 10 // one blocking write (Wine blocks on huge writes to a reset peer)
-	acceptQueueLen = 128      // accepted connections held before accepting pauses
-	dgramQueueLen  = 256      // datagrams held before new ones are dropped
-	dgramMax       = 64 << 10 // largest datagram
-	acceptBackoff  = time.Second
+	chunkSize         = 16 << 10 // one blocking read
+	inLimit           = 64 << 10 // received bytes held per socket before reading pauses
+	outLimit          = 64 << 10 // bytes accepted by Write before it reports ErrWouldBlock
+	writeChunk        = 32 << 10 // one blocking write (Wine blocks on huge writes to a reset peer)
+	acceptQueueLen    = 128      // accepted connections held before accepting pauses
+	dgramQueueLen     = 256      // datagrams held before new ones are dropped
+	dgramMax          = 64 << 10 // largest datagram
+	acceptBackoff     = time.Second
+	closeFlushTimeout = 100 * time.Millisecond // Close's last write, at most
 )
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
@@ -606,13 +607,20 @@ func (s *psock) Close() error {
 	s.wcond.Broadcast()
 	s.acond.Broadcast()
 	nc, ln, pc, cancel := s.nc, s.ln, s.pc, s.cancel
+	unsent := len(s.out)+s.inflight > 0 && s.werr == nil
 	s.mu.Unlock()
 
 	var err error
 	if cancel != nil {
 		cancel()
 	}
-	if nc != nil {
+	if nc != nil && unsent {
+		// Bytes Write accepted are sent, as the epoll driver's are already
+		// in the kernel: a TLS close_notify or alert queued just before
+		// Close must reach the peer. The deadline bounds it when the peer
+		// reads nothing.
+		err = s.flushOnClose(nc)
+	} else if nc != nil {
 		err = nc.Close()
 	}
 	if ln != nil {
@@ -646,6 +654,22 @@ func (s *psock) Close() error {
 	}
 	d.mu.Unlock()
 	return err
+}
+
+// flushOnClose stops the reader, lets the writer finish within
+// closeFlushTimeout, writes what is left of the output and closes nc.
+func (s *psock) flushOnClose(nc net.Conn) error {
+	nc.SetReadDeadline(time.Unix(1, 0)) // the reader returns at once
+	nc.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+	s.wg.Wait()
+	s.mu.Lock()
+	out, werr := s.out, s.werr
+	s.out = nil
+	s.mu.Unlock()
+	if werr == nil && len(out) > 0 {
+		nc.Write(out)
+	}
+	return nc.Close()
 }
 
 func (s *psock) LocalAddr() netip.AddrPort { return s.local }
