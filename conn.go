@@ -66,6 +66,7 @@ const (
 	fClosing                          // close at the end of this iteration
 	fFailed                           // closing because of an error: no goodbye
 	fClosed                           // EvClose delivered
+	fActive                           // on the Manager's active list
 )
 
 type deadlineKind uint8
@@ -154,6 +155,7 @@ func (c *Conn) Send(p []byte) bool {
 		return false
 	}
 	c.send.append(p)
+	m.markActive(c)
 	return true
 }
 
@@ -178,6 +180,7 @@ func (c *Conn) Printf(format string, args ...any) int {
 func (c *Conn) Close() {
 	if c.flags&fClosed == 0 {
 		c.flags |= fClosing
+		c.m.markActive(c)
 	}
 }
 
@@ -187,6 +190,7 @@ func (c *Conn) Close() {
 func (c *Conn) Drain() {
 	if c.flags&(fClosing|fClosed) == 0 {
 		c.flags |= fDraining
+		c.m.markActive(c)
 	}
 }
 
@@ -195,6 +199,9 @@ func (m *Manager) newConn(sock driver.Socket, flags connFlags, fn, proto Handler
 	m.nextID++
 	c := &Conn{m: m, id: m.nextID, sock: sock, flags: flags, fn: fn, proto: proto, lastIO: m.clock()}
 	m.byID[c.id] = c
+	if idle := int64(m.IdleTimeout); idle > 0 {
+		m.deadlineAt(c.lastIO + idle)
+	}
 	c.next = m.head
 	if m.head != nil {
 		m.head.prev = c
@@ -237,6 +244,7 @@ func (m *Manager) fail(c *Conn, err error) {
 		return
 	}
 	c.flags |= fClosing | fFailed
+	m.markActive(c)
 	m.log().Debug("meerkat: connection error", "conn", c.id, "err", err)
 	m.dispatch(c, EvError, err)
 }
@@ -245,6 +253,7 @@ func (m *Manager) fail(c *Conn, err error) {
 // outside Poll (inside Connect).
 func (m *Manager) failLater(c *Conn, err error) {
 	c.pendingErr = err
+	m.markActive(c)
 	m.busy = true
 }
 

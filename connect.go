@@ -21,7 +21,7 @@ func (m *Manager) Connect(url string, fn Handler) (*Conn, error) {
 }
 
 func (m *Manager) connect(url string, fn, proto Handler) (*Conn, error) {
-	if m.closed {
+	if m.closed || m.shuttingDown {
 		return nil, ErrClosed
 	}
 	ep, err := parseURL(url)
@@ -83,6 +83,7 @@ func (m *Manager) dialNext(c *Conn, network string) {
 		c.flags &^= fReadable | fWritable | fSockFailed
 		if network == "udp" {
 			c.flags |= fWritable // nothing to wait for
+			m.markActive(c)
 			m.busy = true
 		}
 		return
@@ -190,6 +191,14 @@ func (m *Manager) resolved(c *Conn, job *resolveJob, ips []netip.Addr, err error
 
 func (c *Conn) setDeadline(kind deadlineKind, at int64) {
 	c.deadline, c.deadlineKind = at, kind
+	c.m.deadlineAt(at)
+}
+
+// deadlineAt makes sure Poll looks at the deadlines by at.
+func (m *Manager) deadlineAt(at int64) {
+	if m.nextDeadline == 0 || at < m.nextDeadline {
+		m.nextDeadline = at
+	}
 }
 
 func (c *Conn) clearDeadline(kind deadlineKind) {

@@ -5,7 +5,8 @@ import "errors"
 // Errors that Meerkat reports with EvError or returns. Test for them with
 // errors.Is: the error passed to a handler may wrap one with detail.
 var (
-	// ErrClosed is returned by calls on a Manager that was closed.
+	// ErrClosed is returned by calls on a Manager that was closed, and by
+	// Listen and Connect once Shutdown has begun.
 	ErrClosed = errors.New("meerkat: manager closed")
 	// ErrConnectTimeout ends a connection that did not connect (including
 	// name resolution) within Manager.ConnectTimeout.

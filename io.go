@@ -311,16 +311,20 @@ func (c *Conn) flushed() bool {
 	return c.sock == nil || c.sock.Buffered() == 0
 }
 
-// finishIteration is the last step of Poll: output queued by timers and
-// EvPoll goes out, drains progress, timeouts fire, and connections marked
-// closing are closed. It also notes whether the next Wait may block, and
-// until when.
+// finishIteration is the last step of Poll, for the active connections:
+// output queued by timers and EvPoll goes out, drains progress, deadlines
+// pass, and connections marked closing are closed. What still has work, or
+// waits for its handler to consume, stays active; busy tells the next Wait
+// not to block.
 func (m *Manager) finishIteration() {
-	busy := false
-	var next int64
-	idle := int64(m.IdleTimeout)
-	for c := m.head; c != nil; {
-		nc := c.next
+	if (m.nextDeadline != 0 && m.now >= m.nextDeadline) || m.IdleTimeout != m.idleScanned {
+		m.scanDeadlines()
+	}
+	for i := 0; i < len(m.active); i++ { // EvClose handlers may add more
+		c := m.active[i]
+		if c.flags&fClosed != 0 {
+			continue
+		}
 		if c.flags&fClosing == 0 && c.sock != nil && c.flags&(fListening|fConnecting|fUDP) == 0 {
 			if c.flags&fWritable != 0 && (c.send.Len() > 0 || (c.tls != nil && c.tls.pending() > 0)) {
 				m.write(c)
@@ -331,33 +335,65 @@ func (m *Manager) finishIteration() {
 		} else if c.flags&(fDraining|fClosing) == fDraining && c.flags&(fListening|fUDP) != 0 {
 			c.flags |= fClosing // nothing is ever queued: draining is closing
 		}
-		if c.flags&fClosing == 0 {
-			if c.deadline != 0 && m.now >= c.deadline {
-				m.deadlinePassed(c)
-			} else if idle > 0 && c.flags&fListening == 0 && m.now-c.lastIO >= idle {
-				m.fail(c, ErrIdleTimeout)
-			}
-		}
 		if c.flags&fClosing != 0 {
 			m.finishClose(c)
-			c = nc
+		}
+	}
+	busy := false
+	keep := m.active[:0]
+	for _, c := range m.active {
+		if c.flags&fClosed != 0 {
 			continue
 		}
-		if c.deadline != 0 && (next == 0 || c.deadline < next) {
-			next = c.deadline
+		work := m.hasWork(c)
+		if work || m.paused(c) {
+			keep = append(keep, c)
+			busy = busy || work
+		} else {
+			c.flags &^= fActive
 		}
-		if idle > 0 && c.flags&fListening == 0 {
-			if d := c.lastIO + idle; next == 0 || d < next {
-				next = d
-			}
-		}
-		if !busy && m.hasWork(c) {
-			busy = true
-		}
-		c = nc
 	}
+	clear(m.active[len(keep):])
+	m.active = keep
 	m.busy = busy
-	m.nextDeadline = next
+}
+
+// scanDeadlines fails or closes every connection whose deadline or idle
+// timeout has passed, and finds the next time to look.
+func (m *Manager) scanDeadlines() {
+	idle := int64(m.IdleTimeout)
+	m.idleScanned = m.IdleTimeout
+	m.nextDeadline = 0 // rebuilt below; handlers called meanwhile may add to it
+	for c := m.head; c != nil; c = c.next {
+		if c.flags&(fClosing|fClosed) != 0 {
+			continue
+		}
+		if c.deadline != 0 && m.now >= c.deadline {
+			m.deadlinePassed(c)
+			m.markActive(c)
+		} else if idle > 0 && c.flags&idleExempt == 0 && m.now-c.lastIO >= idle {
+			m.fail(c, ErrIdleTimeout)
+		}
+		if c.flags&fClosing != 0 {
+			continue
+		}
+		if c.deadline != 0 {
+			m.deadlineAt(c.deadline)
+		}
+		if idle > 0 && c.flags&idleExempt == 0 {
+			m.deadlineAt(c.lastIO + idle)
+		}
+	}
+}
+
+// idleExempt are the connections IdleTimeout leaves alone: listeners, and
+// clients not yet connected (ConnectTimeout bounds those).
+const idleExempt = fListening | fResolving | fConnecting
+
+// paused reports whether reading waits for the handler to consume: the
+// connection must be looked at again without any news from the driver.
+func (m *Manager) paused(c *Conn) bool {
+	return c.recv.Len() >= m.recvLimit() && c.flags&(fReadable|fTLSPending) != 0
 }
 
 // hasWork reports whether the connection can make progress without waiting

@@ -24,7 +24,7 @@ func (m *Manager) Listen(url string, fn Handler) (*Conn, error) {
 }
 
 func (m *Manager) listen(url string, fn, proto Handler) (*Conn, error) {
-	if m.closed {
+	if m.closed || m.shuttingDown {
 		return nil, ErrClosed
 	}
 	ep, err := parseURL(url)

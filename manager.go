@@ -88,10 +88,13 @@ type Manager struct {
 	dueTimers []*Timer
 
 	closed         bool
+	shuttingDown   bool // Listen and Connect refuse, as after Close
 	polling        bool
 	closeRequested bool
 	busy           bool  // work is pending: the next Wait must not block
-	nextDeadline   int64 // earliest connection deadline, 0 if none
+	nextDeadline   int64 // no connection deadline passes before this, 0 if none
+	idleScanned    time.Duration
+	active         []*Conn // connections with readiness, work or state to check
 
 	mu     sync.Mutex // guards the fields below, shared with other goroutines
 	posts  []post
@@ -106,6 +109,7 @@ type post struct {
 	id   uint64
 	data []byte
 	fn   func()
+	mark *Conn // a TLS handshake goroutine queued output or took input
 }
 
 // NewManager returns a Manager on the platform's default driver (epoll on
@@ -178,7 +182,7 @@ func (m *Manager) Poll(timeout time.Duration) {
 
 	m.now = m.clock()
 	wait := max(timeout, 0)
-	if m.busy || m.hasPosts() {
+	if m.busy || m.hasPosts() || m.activeHasWork() {
 		wait = 0
 	}
 	if t := m.nextTimer(); !t.IsZero() {
@@ -193,8 +197,10 @@ func (m *Manager) Poll(timeout time.Duration) {
 	m.now = m.clock()
 
 	m.runPosts()
-	for c := m.head; c != nil; c = c.next {
-		m.service(c)
+	// Only connections with something to do are serviced: those the driver
+	// reported, those a handler touched, and those still busy from before.
+	for i := 0; i < len(m.active); i++ {
+		m.service(m.active[i])
 	}
 	m.runTimers(time.Now())
 	for c := m.head; c != nil; c = c.next {
@@ -210,10 +216,22 @@ func (m *Manager) Poll(timeout time.Duration) {
 	}
 }
 
+// activeHasWork catches work made possible between Polls without a call
+// that marks it, such as a handler consuming a full receive buffer.
+func (m *Manager) activeHasWork() bool {
+	for _, c := range m.active {
+		if c.flags&fClosed == 0 && m.hasWork(c) {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *Manager) clock() int64 { return int64(time.Since(m.epoch)) }
 
 func (m *Manager) onReady(tok any, r driver.Readiness) {
 	c := tok.(*Conn)
+	m.markActive(c)
 	if r&driver.Readable != 0 {
 		c.flags |= fReadable
 	}
@@ -239,6 +257,9 @@ func (m *Manager) Close() {
 	m.mu.Lock()
 	m.shut = true
 	m.mu.Unlock()
+	// From here Listen and Connect fail, so an EvClose handler that
+	// reconnects cannot add a connection behind this loop.
+	m.closed = true
 	for c := m.head; c != nil; {
 		next := c.next
 		m.finishClose(c)
@@ -249,7 +270,7 @@ func (m *Manager) Close() {
 		t.fn = nil
 	}
 	m.timers = nil
-	m.closed = true
+	m.active = nil
 	m.mu.Lock()
 	m.posts = nil
 	m.mu.Unlock()
@@ -285,6 +306,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	if m.polling {
 		return errors.New("meerkat: Shutdown called from a handler")
 	}
+	m.shuttingDown = true // what opens now would never be drained
 	for c := m.head; c != nil; c = c.next {
 		switch {
 		case c.flags&fListening != 0:
@@ -339,6 +361,26 @@ func (m *Manager) postFn(fn func()) bool {
 	return true
 }
 
+// postMark asks the Poll goroutine to service c; TLS handshake goroutines
+// use it when they queue output or take input.
+func (m *Manager) postMark(c *Conn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.shut {
+		m.posts = append(m.posts, post{mark: c})
+		m.drv.Wake()
+	}
+}
+
+// markActive puts c on the list of connections Poll looks at.
+func (m *Manager) markActive(c *Conn) {
+	if c.flags&(fActive|fClosed) == 0 {
+		c.flags |= fActive
+		m.active = append(m.active, c)
+	}
+	m.busy = true // between Polls: the next Wait must not sleep; Poll recomputes it
+}
+
 // wake ends a Wait early.
 func (m *Manager) wake() {
 	m.mu.Lock()
@@ -362,7 +404,9 @@ func (m *Manager) runPosts() {
 	m.mu.Unlock()
 	for i := range batch {
 		p := &batch[i]
-		if p.fn != nil {
+		if p.mark != nil {
+			m.markActive(p.mark)
+		} else if p.fn != nil {
 			p.fn()
 		} else if c := m.byID[p.id]; c != nil && c.flags&(fClosing|fClosed) == 0 {
 			m.dispatch(c, EvWakeup, p.data)

@@ -12,8 +12,9 @@ const (
 	// TimerRepeat fires the timer every period until it is stopped; without
 	// it the timer fires once.
 	TimerRepeat TimerFlags = 1 << iota
-	// TimerRunNow fires the timer at the next Poll as well, before its
-	// first period has passed.
+	// TimerRunNow fires the timer first at the next Poll instead of after
+	// one period; a one-shot timer then fires only that once, a repeating
+	// one every period from then (as Mongoose's MG_TIMER_RUN_NOW).
 	TimerRunNow
 )
 

@@ -273,7 +273,7 @@ func (c *Conn) TLSInit(cfg *tls.Config) error {
 	} else if cfg == nil || (len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil) {
 		return ErrNoCertificate
 	}
-	f := newTLSFilter(cfg, client, c.LocalAddr(), c.remote, m.wake)
+	f := newTLSFilter(cfg, client, c.LocalAddr(), c.remote, func() { m.postMark(c) })
 	c.tls = f
 	c.flags |= fTLS
 	if t := timeoutNanos(m.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout); t > 0 {
@@ -301,6 +301,7 @@ func (m *Manager) handshakeDone(c *Conn, f *tlsFilter, err error) {
 	}
 	f.established = true
 	c.flags |= fTLSPending // records that came with the handshake's last flight
+	m.markActive(c)
 	m.dispatch(c, EvTLSHandshake, nil)
 }
 
@@ -396,7 +397,11 @@ func (m *Manager) writeTLS(c *Conn) {
 		if f.pending() == 0 || c.flags&fWritable == 0 {
 			return
 		}
-		if _, err := f.flush(c.sock.Write); err != nil {
+		n, err := f.flush(c.sock.Write)
+		if n > 0 {
+			c.lastIO = m.now
+		}
+		if err != nil {
 			m.writeFailed(c, err)
 			return
 		}

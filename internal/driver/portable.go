@@ -18,7 +18,8 @@ import (
 // is.
 
 const (
-	chunkSize         = 16 << 10 // one blocking read
+	chunkSize         = 16 << 10 // one blocking read while data keeps coming
+	smallChunkSize    = 1 << 10  // one blocking read on a quiet connection
 	inLimit           = 64 << 10 // received bytes held per socket before reading pauses
 	outLimit          = 64 << 10 // bytes accepted by Write before it reports ErrWouldBlock
 	writeChunk        = 32 << 10 // one blocking write (Wine blocks on huge writes to a reset peer)
@@ -29,7 +30,33 @@ const (
 	closeFlushTimeout = 100 * time.Millisecond // Close's last write, at most
 )
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+// Read buffers come in two sizes: an idle connection's reader waits in Read
+// with a small one, and takes a large one only after a read filled the small
+// one (more is likely waiting). Output buffers are pooled too, so an idle
+// connection holds neither.
+var (
+	smallPool = sync.Pool{New: func() any { b := make([]byte, smallChunkSize); return &b }}
+	chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+	outPool   = sync.Pool{New: func() any { b := make([]byte, 0, outLimit); return &b }}
+)
+
+func getChunk(large bool) *[]byte {
+	if large {
+		return chunkPool.Get().(*[]byte)
+	}
+	return smallPool.Get().(*[]byte)
+}
+
+// putChunk returns a read buffer (whatever its length) to its pool.
+func putChunk(b []byte) {
+	b = b[:cap(b)]
+	switch cap(b) {
+	case chunkSize:
+		chunkPool.Put(&b)
+	case smallChunkSize:
+		smallPool.Put(&b)
+	}
+}
 
 type portable struct {
 	mu     sync.Mutex
@@ -78,7 +105,6 @@ type psock struct {
 	inBytes  int
 	rerr     error // sticky: io.EOF or the read error, after the data
 	out      []byte
-	spare    []byte
 	inflight int   // bytes the writer took and is writing
 	werr     error // sticky write error
 	shutdown bool  // CloseWrite requested
@@ -304,6 +330,7 @@ func (s *psock) acceptLoop() {
 
 func (s *psock) readLoop() {
 	defer s.wg.Done()
+	large := false
 	for {
 		s.mu.Lock()
 		for s.inBytes >= inLimit && !s.closed {
@@ -314,14 +341,15 @@ func (s *psock) readLoop() {
 		if closed {
 			return
 		}
-		bp := chunkPool.Get().(*[]byte)
+		bp := getChunk(large)
 		n, err := s.nc.Read(*bp)
+		large = n == len(*bp)
 		s.mu.Lock()
 		if n > 0 && !s.closed {
 			s.in = append(s.in, (*bp)[:n])
 			s.inBytes += n
 		} else {
-			chunkPool.Put(bp)
+			putChunk(*bp)
 		}
 		if err != nil && s.rerr == nil {
 			s.rerr = unwrapOp(err)
@@ -359,8 +387,7 @@ func (s *psock) writeLoop() {
 			return
 		}
 		buf := s.out
-		s.out = s.spare[:0]
-		s.spare = nil
+		s.out = nil
 		s.inflight = len(buf)
 		s.mu.Unlock()
 
@@ -372,8 +399,11 @@ func (s *psock) writeLoop() {
 		}
 		s.mu.Lock()
 		s.inflight = 0
-		s.spare = buf[:0]
 		s.mu.Unlock()
+		if cap(buf) == outLimit {
+			buf = buf[:0]
+			outPool.Put(&buf)
+		}
 		if err != nil {
 			s.fail(err)
 			return
@@ -488,8 +518,7 @@ func (s *psock) Read(p []byte) (int, error) {
 		n += c
 		s.inOff += c
 		if s.inOff == len(s.in[0]) {
-			b := s.in[0][:cap(s.in[0])]
-			chunkPool.Put(&b)
+			putChunk(s.in[0])
 			s.in[0] = nil
 			s.in = s.in[1:]
 			s.inOff = 0
@@ -546,8 +575,8 @@ func (s *psock) Write(p []byte) (int, error) {
 		return 0, ErrWouldBlock
 	}
 	n := min(room, len(p))
-	if s.out == nil && s.spare != nil {
-		s.out, s.spare = s.spare, nil
+	if s.out == nil {
+		s.out = (*outPool.Get().(*[]byte))[:0]
 	}
 	s.out = append(s.out, p[:n]...)
 	s.wcond.Signal()
@@ -637,10 +666,9 @@ func (s *psock) Close() error {
 	}
 	s.accepted = nil
 	for _, b := range s.in {
-		b = b[:cap(b)]
-		chunkPool.Put(&b)
+		putChunk(b)
 	}
-	s.in, s.out, s.spare, s.dgrams = nil, nil, nil, nil
+	s.in, s.out, s.dgrams = nil, nil, nil
 	s.mu.Unlock()
 
 	d := s.d
