@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,44 +56,15 @@ func TestConnectRefused(t *testing.T) {
 
 // connectFullBacklog returns the address of a listening socket whose
 // accept queue is full, so that the kernel drops new SYNs and a connect to
-// it neither succeeds nor fails.
+// it neither succeeds nor fails (see lcFullAcceptQueue; Linux only).
 func connectFullBacklog(t *testing.T) string {
 	t.Helper()
-	if runtime.GOOS != "linux" {
+	if lcPendingConnect == nil {
 		t.Skip("a full backlog drops SYNs on Linux; other systems may refuse instead")
 	}
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := netip.AddrPortFrom(netip.AddrFrom4(sa.(*syscall.SockaddrInet4).Addr), uint16(sa.(*syscall.SockaddrInet4).Port)).String()
-	// Fill the queue: connects that are never accepted, until one hangs.
-	for i := 0; ; i++ {
-		if i == 16 {
-			t.Fatal("the backlog never filled")
-		}
-		nc, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.Logf("backlog full after %d connects", i)
-				return addr
-			}
-			t.Fatalf("filling the backlog: %v", err)
-		}
-		t.Cleanup(func() { nc.Close() })
-	}
+	addr, release := lcPendingConnect(t)
+	t.Cleanup(release)
+	return addr
 }
 
 // TestConnectTimeout: a connect to a listener whose backlog is full (SYNs

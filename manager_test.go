@@ -570,16 +570,6 @@ func TestQuietLoopIsQuiet(t *testing.T) {
 	})
 }
 
-// mgrCPUTime is the process's user plus system CPU time.
-func mgrCPUTime(t *testing.T) time.Duration {
-	t.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatalf("getrusage: %v", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // mgrConnect opens a checked client connection to a full URL.
 func mgrConnect(e *env, url string, fn meerkat.Handler) *meerkat.Conn {
 	e.t.Helper()

@@ -504,11 +504,14 @@ func (s *psock) Read(p []byte) (int, error) {
 		return 0, ErrWouldBlock
 	}
 	if s.inBytes == 0 {
+		// A reset is reported to one system call only: if the writer got
+		// it, the reader sees a plain EOF, which must not pass for an
+		// orderly close.
+		if s.werr != nil && (s.rerr == nil || s.rerr == io.EOF) {
+			return 0, s.werr
+		}
 		if s.rerr != nil {
 			return 0, s.rerr
-		}
-		if s.werr != nil {
-			return 0, s.werr
 		}
 		return 0, ErrWouldBlock
 	}
