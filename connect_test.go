@@ -97,6 +97,7 @@ func TestConnectTimeout(t *testing.T) {
 // every other name with NXDOMAIN.
 func connectDNSServer(t *testing.T, hosts map[string][]netip.Addr) string {
 	t.Helper()
+	skipOnWine(t, wineNoUDP)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

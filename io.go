@@ -416,7 +416,7 @@ func (m *Manager) hasWork(c *Conn) bool {
 		if c.flags&fTLSPending != 0 && room && c.tls.established {
 			return true
 		}
-		if c.flags&(fReadable|fRawEOF) == fReadable && c.tls.inLen() < tlsRawInLimit {
+		if c.flags&(fReadable|fRawEOF|fReadEOF) == fReadable && c.tls.inLen() < tlsRawInLimit {
 			return true
 		}
 	case c.flags&(fReadable|fReadEOF) == fReadable && room:

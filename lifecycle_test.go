@@ -57,19 +57,9 @@ func TestResetClosesIdleConnection(t *testing.T) {
 		}()
 		e.pollUntil(5*time.Second, "the accept", func() bool { return ready })
 
+		lcQuiesce(t, e, server)
 		resetPeer(t, peer)
-		for i := 0; i < 2 && !e.chk.closed(server); i++ {
-			e.m.Poll(time.Second)
-		}
-		ev := e.chk.events(server)
-		if !e.chk.closed(server) || len(ev) < 2 || ev[len(ev)-2] != meerkat.EvError {
-			t.Fatalf("after the RST and two Polls: events %v, want ... EvError EvClose", summarize(ev))
-		}
-		errs := e.chk.errorsOf(server)
-		if len(errs) != 1 || errors.Is(errs[0], io.EOF) {
-			t.Fatalf("errors %v, want one reset error", errs)
-		}
-		t.Logf("reset reported as: %v", errs[0])
+		lcExpectResetClose(t, e, server)
 		l.Close()
 		e.m.Poll(0)
 		expectBaseline(t, base, 5*time.Second)
@@ -131,6 +121,19 @@ func TestDrainDeliversEverythingThenEOF(t *testing.T) {
 func lcExpectResetClose(t *testing.T, e *env, c *meerkat.Conn) {
 	t.Helper()
 	polls := 0
+	if onWine() {
+		// Under Wine the reset reaches the portable driver's reader a moment
+		// later, and wakeups that predate it can take the counted Polls: only
+		// a bound in time is checked there. And a read issued after the reset
+		// may see EOF (wineResetAsEOF): then EvClose comes without EvError.
+		for start := time.Now(); time.Since(start) < 2*time.Second && !e.chk.closed(c); polls++ {
+			e.m.Poll(100 * time.Millisecond)
+		}
+		if errs := e.chk.errorsOf(c); e.chk.closed(c) && (len(errs) == 0 || errors.Is(errs[0], io.ErrUnexpectedEOF)) {
+			t.Logf("%s: closed after %d Poll(s), errors %v", wineResetAsEOF, polls, errs)
+			return
+		}
+	}
 	for polls < 2 && !e.chk.closed(c) {
 		e.m.Poll(time.Second)
 		polls++
@@ -143,10 +146,10 @@ func lcExpectResetClose(t *testing.T, e *env, c *meerkat.Conn) {
 	if len(errs) != 1 || errs[0] == nil || errors.Is(errs[0], io.EOF) {
 		t.Fatalf("errors %v, want one reset error", errs)
 	}
-	// On Linux a reset is ECONNRESET, or EPIPE for a write that meets it.
-	// (Windows has its own numbers, which errors.Is does not match.)
-	if runtime.GOOS == "linux" && !errors.Is(errs[0], syscall.ECONNRESET) && !errors.Is(errs[0], syscall.EPIPE) {
-		t.Fatalf("error %q is not a reset (ECONNRESET or EPIPE)", errs[0])
+	// A reset is ECONNRESET, or EPIPE / ECONNABORTED for a write that meets
+	// it — on Windows too, where the driver maps WSAECONNRESET and friends.
+	if !errors.Is(errs[0], syscall.ECONNRESET) && !errors.Is(errs[0], syscall.EPIPE) && !errors.Is(errs[0], syscall.ECONNABORTED) {
+		t.Fatalf("error %q is not a reset (ECONNRESET, EPIPE or ECONNABORTED)", errs[0])
 	}
 	t.Logf("reset seen in %d Poll(s), reported as: %v", polls, errs[0])
 }
@@ -1489,9 +1492,34 @@ func TestChurnLeavesOnlyTheListener(t *testing.T) {
 
 		start := time.Now()
 		lcAwait(e, 5*time.Minute, "the peers' end", peersDone)
-		e.pollUntil(30*time.Second, "an EvClose for every accept", func() bool {
-			return accepts == total && closes == accepts
-		})
+		// On Linux every connection is accepted, even one reset while it
+		// waited in the accept queue. Windows drops those before accept
+		// (Go retries ERROR_NETNAME_DELETED; Wine says WSAENOTCONN): they
+		// never become connections, so there may be up to a quarter fewer.
+		minAccepts := total
+		if runtime.GOOS == "windows" {
+			minAccepts = total - (total+lcChurnKinds-1)/lcChurnKinds
+		}
+		settled := func() bool {
+			if accepts < minAccepts || closes != accepts {
+				return false
+			}
+			before := accepts
+			e.m.Poll(50 * time.Millisecond) // nothing more is waiting to be accepted
+			return accepts == before && closes == accepts
+		}
+		for deadline := time.Now().Add(30 * time.Second); !settled(); {
+			if time.Now().After(deadline) {
+				var open []string
+				for c := range e.m.Conns() {
+					if c != l && len(open) < 10 {
+						open = append(open, fmt.Sprintf("conn %d %v draining=%v: %v", c.ID(), c.RemoteAddr(), c.IsDraining(), summarize(e.chk.events(c))))
+					}
+				}
+				t.Fatalf("after 30 s: %d of %d accepted, %d closed; still open:\n%s", accepts, total, closes, strings.Join(open, "\n"))
+			}
+			e.m.Poll(10 * time.Millisecond)
+		}
 		elapsed := time.Since(start)
 		if n := peerErrs.Load(); n != 0 || cleanFailed != 0 {
 			t.Fatalf("%d peers failed (by kind: %v); %d clean exchanges ended in EvError", n, failedKinds, cleanFailed)
@@ -1503,8 +1531,8 @@ func TestChurnLeavesOnlyTheListener(t *testing.T) {
 		if len(left) != 1 || left[0] != l {
 			t.Fatalf("%d connections left, want only the listener", len(left))
 		}
-		if a, c := e.chk.count(meerkat.EvAccept), e.chk.count(meerkat.EvClose); a != total || c != a {
-			t.Fatalf("%d connections had EvAccept and %d had EvClose, want %d each", a, c, total)
+		if a, c := e.chk.count(meerkat.EvAccept), e.chk.count(meerkat.EvClose); a != accepts || c != a || a < minAccepts {
+			t.Fatalf("%d connections had EvAccept and %d had EvClose, want the same number, at least %d", a, c, minAccepts)
 		}
 		expectBaseline(t, base, 10*time.Second)
 		t.Logf("%d connections in %v; %d ended with EvError", total, elapsed.Round(time.Millisecond), e.chk.count(meerkat.EvError))

@@ -116,7 +116,5 @@ func (m *Manager) resolver() *net.Resolver {
 	if m.Resolver != nil {
 		return m.Resolver
 	}
-	return goResolver
+	return net.DefaultResolver
 }
-
-var goResolver = &net.Resolver{PreferGo: true}

@@ -70,8 +70,8 @@ type Manager struct {
 	// HexdumpOutput receives dumps of connections whose Hexdump field is
 	// set (os.Stderr when nil).
 	HexdumpOutput io.Writer
-	// Resolver resolves host names for Connect; nil uses the pure-Go
-	// resolver, whose lookups can be cancelled.
+	// Resolver resolves host names for Connect (and Listen); nil uses
+	// net.DefaultResolver. Closing a connection cancels its lookup.
 	Resolver *net.Resolver
 
 	drv driver.Driver

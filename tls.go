@@ -294,7 +294,7 @@ func (m *Manager) handshakeDone(c *Conn, f *tlsFilter, err error) {
 	c.clearDeadline(dlHandshake)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			err = errors.New("peer closed the connection")
+			err = fmt.Errorf("peer closed the connection (%w)", io.ErrUnexpectedEOF)
 		}
 		m.fail(c, fmt.Errorf("tls handshake: %w", err))
 		return
@@ -311,7 +311,9 @@ func (m *Manager) handshakeDone(c *Conn, f *tlsFilter, err error) {
 func (m *Manager) readTLS(c *Conn) {
 	f := c.tls
 	for range maxReadsPerService {
-		if c.flags&(fReadable|fRawEOF|fClosing) != fReadable {
+		// After the peer's close_notify (fReadEOF) nothing more is read:
+		// a reset that follows it concerns only what we still send.
+		if c.flags&(fReadable|fRawEOF|fReadEOF|fClosing) != fReadable {
 			break
 		}
 		room := tlsRawInLimit - f.inLen()

@@ -19,6 +19,7 @@ import (
 // sender, and Send in that handler answers that sender only. Bytes the
 // handler leaves unconsumed do not run into the next datagram.
 func TestUDPListenerRepliesToEachSender(t *testing.T) {
+	skipOnWine(t, wineNoUDP)
 	forEachDriver(t, func(t *testing.T, drv string) {
 		e := newEnv(t, drv, false)
 		type dgram struct {
@@ -105,6 +106,7 @@ func TestUDPListenerRepliesToEachSender(t *testing.T) {
 // delivers each reply as one EvRead; unconsumed bytes are dropped with
 // their datagram.
 func TestUDPConnectSendsAndReceives(t *testing.T) {
+	skipOnWine(t, wineNoUDP)
 	forEachDriver(t, func(t *testing.T, drv string) {
 		e := newEnv(t, drv, false)
 		server, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -164,6 +166,7 @@ func TestUDPConnectSendsAndReceives(t *testing.T) {
 // out at once), so Drain closes a UDP client and a UDP listener at the end
 // of the Poll, and Shutdown with UDP sockets open finishes with nil.
 func TestUDPDrainAndShutdown(t *testing.T) {
+	skipOnWine(t, wineNoUDP)
 	forEachDriver(t, func(t *testing.T, drv string) {
 		e := newEnv(t, drv, false)
 		server, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -221,6 +224,7 @@ func TestUDPDrainAndShutdown(t *testing.T) {
 // and its reply reaches that sender; before any datagram has arrived, Send
 // on a listener has nobody to send to and returns false.
 func TestUDPListenerOnAllInterfaces(t *testing.T) {
+	skipOnWine(t, wineNoUDP)
 	forEachDriver(t, func(t *testing.T, drv string) {
 		e := newEnv(t, drv, false)
 		var from netip.AddrPort

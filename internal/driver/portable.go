@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -152,7 +153,7 @@ func (d *portable) Listen(network string, addr netip.AddrPort) (Socket, error) {
 	if network == "udp" {
 		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
 		if err != nil {
-			return nil, err
+			return nil, unwrapOp(err)
 		}
 		s.pc = pc
 		s.local = addrPortOf(pc.LocalAddr())
@@ -160,7 +161,7 @@ func (d *portable) Listen(network string, addr netip.AddrPort) (Socket, error) {
 	}
 	ln, err := net.Listen("tcp", addr.String())
 	if err != nil {
-		return nil, err
+		return nil, unwrapOp(err)
 	}
 	s.ln = ln
 	s.done = make(chan struct{})
@@ -175,7 +176,7 @@ func (d *portable) Dial(network string, addr netip.AddrPort) (Socket, error) {
 	if network == "udp" {
 		pc, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
 		if err != nil {
-			return nil, err
+			return nil, unwrapOp(err)
 		}
 		s.pc = pc
 		s.udpPeer = true
@@ -285,6 +286,8 @@ func (s *psock) dialLoop(ctx context.Context) {
 
 func (s *psock) acceptLoop() {
 	defer s.wg.Done()
+	var delay time.Duration
+	aborted := 0
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
@@ -294,17 +297,22 @@ func (s *psock) acceptLoop() {
 			if closed {
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			err = unwrapOp(err)
+			if abortedBeforeAccept(err) && aborted < 8 {
+				aborted++ // that connection is gone; take the next one
 				continue
 			}
-			// EMFILE and the like: report it, then retry after a pause
-			// instead of spinning, as the net/http server does.
-			s.mu.Lock()
-			s.aerr = err
-			s.mu.Unlock()
-			s.signal(Readable)
-			t := time.NewTimer(acceptBackoff)
+			if !abortedBeforeAccept(err) {
+				// EMFILE and the like: the Manager logs it.
+				s.mu.Lock()
+				s.aerr = err
+				s.mu.Unlock()
+				s.signal(Readable)
+			}
+			// Pause before trying again instead of spinning, growing from
+			// 5 ms to 1 s while errors persist, as the net/http server does.
+			delay = min(max(2*delay, 5*time.Millisecond), acceptBackoff)
+			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
 			case <-s.done:
@@ -313,6 +321,7 @@ func (s *psock) acceptLoop() {
 			}
 			continue
 		}
+		delay, aborted = 0, 0
 		s.mu.Lock()
 		for len(s.accepted) >= acceptQueueLen && !s.closed {
 			s.acond.Wait()
@@ -718,11 +727,19 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 
 // unwrapOp drops the net package's "read tcp a->b:" wrapping, leaving the
 // system call's error (such as "read: connection reset by peer", or
-// "wsarecv: ..." on Windows), so both drivers report errors alike.
+// "wsarecv: ..." on Windows), so both drivers report errors alike; on
+// Windows the error also matches the POSIX errno (see errno_windows.go).
 func unwrapOp(err error) error {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Err != nil {
-		return op.Err
+		err = op.Err
 	}
-	return err
+	return portableErrno(err)
+}
+
+// abortedBeforeAccept reports an accept error that concerns one pending
+// connection only (its peer reset or gave up), not the listener.
+func abortedBeforeAccept(err error) bool {
+	return errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ENOTCONN) // Wine's AcceptEx reports a reset pending connection so
 }

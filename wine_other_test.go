@@ -1,0 +1,5 @@
+//go:build !windows
+
+package meerkat_test
+
+func onWine() bool { return false }
