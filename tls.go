@@ -370,6 +370,8 @@ func (m *Manager) decrypt(c *Conn) {
 		case err == io.EOF:
 			c.flags |= fReadEOF
 			m.peerClosed(c)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			m.fail(c, fmt.Errorf("tls: peer closed the connection inside a record (%w)", err))
 		default:
 			m.fail(c, fmt.Errorf("tls: %w", err))
 		}
