@@ -165,8 +165,9 @@ func (m *Manager) Conns() iter.Seq[*Conn] {
 //     connection deadline is due sooner, not at all if work is pending;
 //     Wakeup ends the wait early;
 //  2. deliver Wakeup data and finished resolutions and TLS handshakes;
-//  3. for each connection: accept, finish connects, read (EvRead), write
-//     (EvWrite);
+//  3. for each connection the driver reported ready or that has work
+//     (queued output, a pending error, a paused read that can resume):
+//     accept, finish connects, read (EvRead), write (EvWrite);
 //  4. run the timers that are due;
 //  5. send EvPoll to every connection;
 //  6. enforce timeouts, finish drains, and close every connection marked
