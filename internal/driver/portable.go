@@ -21,6 +21,7 @@ import (
 const (
 	chunkSize         = 16 << 10 // one blocking read while data keeps coming
 	smallChunkSize    = 1 << 10  // one blocking read on a quiet connection
+	smallOutSize      = 2 << 10  // output buffer for small writes
 	inLimit           = 64 << 10 // received bytes held per socket before reading pauses
 	outLimit          = 64 << 10 // bytes accepted by Write before it reports ErrWouldBlock
 	writeChunk        = 32 << 10 // one blocking write (Wine blocks on huge writes to a reset peer)
@@ -31,31 +32,46 @@ const (
 	closeFlushTimeout = 100 * time.Millisecond // Close's last write, at most
 )
 
-// Read buffers come in two sizes: an idle connection's reader waits in Read
-// with a small one, and takes a large one only after a read filled the small
-// one (more is likely waiting). Output buffers are pooled too, so an idle
-// connection holds neither.
-var (
-	smallPool = sync.Pool{New: func() any { b := make([]byte, smallChunkSize); return &b }}
-	chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
-	outPool   = sync.Pool{New: func() any { b := make([]byte, 0, outLimit); return &b }}
-)
-
-func getChunk(large bool) *[]byte {
-	if large {
-		return chunkPool.Get().(*[]byte)
-	}
-	return smallPool.Get().(*[]byte)
+// Buffers come in two sizes, small and large, from pools, so that an idle
+// connection holds none and a small message costs a small buffer: a quiet
+// connection's reader waits in Read with a small one and takes a large one
+// only after a read filled the small one (more is likely waiting); output
+// starts small and moves to a large buffer when it outgrows it. Buffers
+// travel as *[]byte so that returning one allocates nothing.
+type bufPool struct {
+	small, large         sync.Pool
+	smallSize, largeSize int
 }
 
-// putChunk returns a read buffer (whatever its length) to its pool.
-func putChunk(b []byte) {
-	b = b[:cap(b)]
-	switch cap(b) {
-	case chunkSize:
-		chunkPool.Put(&b)
-	case smallChunkSize:
-		smallPool.Put(&b)
+var (
+	readBufs = newBufPool(smallChunkSize, chunkSize)
+	outBufs  = newBufPool(smallOutSize, outLimit)
+)
+
+func newBufPool(small, large int) *bufPool {
+	p := &bufPool{smallSize: small, largeSize: large}
+	p.small.New = func() any { b := make([]byte, small); return &b }
+	p.large.New = func() any { b := make([]byte, large); return &b }
+	return p
+}
+
+// get returns a buffer of the small size, or the large one if need exceeds
+// it, with its length equal to its capacity.
+func (p *bufPool) get(need int) *[]byte {
+	if need > p.smallSize {
+		return p.large.Get().(*[]byte)
+	}
+	return p.small.Get().(*[]byte)
+}
+
+// put returns a buffer got from p, whatever its length.
+func (p *bufPool) put(b *[]byte) {
+	*b = (*b)[:cap(*b)]
+	switch cap(*b) {
+	case p.largeSize:
+		p.large.Put(b)
+	case p.smallSize:
+		p.small.Put(b)
 	}
 }
 
@@ -101,14 +117,15 @@ type psock struct {
 	nc       net.Conn
 	ln       net.Listener
 	pc       *net.UDPConn
-	in       [][]byte // received chunks, in order
-	inOff    int      // consumed bytes of in[0]
+	in       []*[]byte // received chunks, in order (from readBufs)
+	inOff    int       // consumed bytes of in[0]
 	inBytes  int
-	rerr     error // sticky: io.EOF or the read error, after the data
-	out      []byte
-	inflight int   // bytes the writer took and is writing
-	werr     error // sticky write error
-	shutdown bool  // CloseWrite requested
+	rerr     error   // sticky: io.EOF or the read error, after the data
+	out      []byte  // queued output: (*outp)[:len(out)]
+	outp     *[]byte // out's buffer, from outBufs
+	inflight int     // bytes the writer took and is writing
+	werr     error   // sticky write error
+	shutdown bool    // CloseWrite requested
 	accepted []acceptedConn
 	aerr     error
 	done     chan struct{} // listeners: closed by Close
@@ -350,15 +367,20 @@ func (s *psock) readLoop() {
 		if closed {
 			return
 		}
-		bp := getChunk(large)
+		want := 1
+		if large {
+			want = chunkSize
+		}
+		bp := readBufs.get(want)
 		n, err := s.nc.Read(*bp)
 		large = n == len(*bp)
 		s.mu.Lock()
 		if n > 0 && !s.closed {
-			s.in = append(s.in, (*bp)[:n])
+			*bp = (*bp)[:n]
+			s.in = append(s.in, bp)
 			s.inBytes += n
 		} else {
-			putChunk(*bp)
+			readBufs.put(bp)
 		}
 		if err != nil && s.rerr == nil {
 			s.rerr = unwrapOp(err)
@@ -395,8 +417,8 @@ func (s *psock) writeLoop() {
 			}
 			return
 		}
-		buf := s.out
-		s.out = nil
+		buf, bufp := s.out, s.outp
+		s.out, s.outp = nil, nil
 		s.inflight = len(buf)
 		s.mu.Unlock()
 
@@ -409,10 +431,7 @@ func (s *psock) writeLoop() {
 		s.mu.Lock()
 		s.inflight = 0
 		s.mu.Unlock()
-		if cap(buf) == outLimit {
-			buf = buf[:0]
-			outPool.Put(&buf)
-		}
+		outBufs.put(bufp)
 		if err != nil {
 			s.fail(err)
 			return
@@ -526,11 +545,11 @@ func (s *psock) Read(p []byte) (int, error) {
 	}
 	n := 0
 	for n < len(p) && len(s.in) > 0 {
-		c := copy(p[n:], s.in[0][s.inOff:])
+		c := copy(p[n:], (*s.in[0])[s.inOff:])
 		n += c
 		s.inOff += c
-		if s.inOff == len(s.in[0]) {
-			putChunk(s.in[0])
+		if s.inOff == len(*s.in[0]) {
+			readBufs.put(s.in[0])
 			s.in[0] = nil
 			s.in = s.in[1:]
 			s.inOff = 0
@@ -587,8 +606,15 @@ func (s *psock) Write(p []byte) (int, error) {
 		return 0, ErrWouldBlock
 	}
 	n := min(room, len(p))
-	if s.out == nil {
-		s.out = (*outPool.Get().(*[]byte))[:0]
+	if len(s.out)+n > cap(s.out) {
+		// Never more than outLimit is queued, so the large buffer
+		// always has room: append does not reallocate.
+		bp := outBufs.get(len(s.out) + n)
+		nb := append((*bp)[:0], s.out...)
+		if s.outp != nil {
+			outBufs.put(s.outp)
+		}
+		s.out, s.outp = nb, bp
 	}
 	s.out = append(s.out, p[:n]...)
 	s.wcond.Signal()
@@ -678,9 +704,12 @@ func (s *psock) Close() error {
 	}
 	s.accepted = nil
 	for _, b := range s.in {
-		putChunk(b)
+		readBufs.put(b)
 	}
-	s.in, s.out, s.dgrams = nil, nil, nil
+	if s.outp != nil {
+		outBufs.put(s.outp)
+	}
+	s.in, s.out, s.outp, s.dgrams = nil, nil, nil, nil
 	s.mu.Unlock()
 
 	d := s.d
