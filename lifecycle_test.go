@@ -176,6 +176,58 @@ func lcQuiesce(t *testing.T, e *env, c *meerkat.Conn) {
 	}
 }
 
+// lcPeers is a bounded pool of peer goroutines (see lcStartPeers).
+type lcPeers struct {
+	t    *testing.T
+	e    *env
+	stop chan struct{}
+	done chan struct{} // closed when every peer has returned
+	errs atomic.Int32
+}
+
+// lcStartPeers runs peer(i) for i in [0, count), at most inFlight at a
+// time; the first peer errors fail the test. The caller polls its Manager
+// and defers finish.
+func lcStartPeers(t *testing.T, e *env, count, inFlight int, peer func(i int) error) *lcPeers {
+	p := &lcPeers{t: t, e: e, stop: make(chan struct{}), done: make(chan struct{})}
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range inFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				if err := peer(i); err != nil && p.errs.Add(1) <= 3 {
+					t.Errorf("peer: %v", err)
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for i := range count {
+			select {
+			case jobs <- i:
+			case <-p.stop:
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(p.done) }()
+	return p
+}
+
+// finish stops handing out work and waits for the peers, after closing the
+// Manager if the test failed (peers may be blocked on a server that
+// stopped). Bounded: every peer connection has a deadline.
+func (p *lcPeers) finish() {
+	close(p.stop)
+	if p.t.Failed() {
+		p.e.m.Close()
+	}
+	<-p.done
+}
+
 // lcReady reports the event after which a connection is usable: EvAccept
 // (server) or EvConnect (client) for plain TCP, EvTLSHandshake for TLS.
 func lcReady(useTLS bool, ev meerkat.Event) bool {
@@ -782,51 +834,19 @@ func lcRunEOF(t *testing.T, e *env, n, iters int, end lcEnd, slow bool) {
 		}
 	})
 	cfg := lcFastPeerTLSConfig(addr)
-	jobs := make(chan int)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var peerErrs atomic.Int32
-	for range lcEOFConcurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range jobs {
-				if err := lcEOFPeer(addr, n, end, e.useTLS, cfg); err != nil {
-					if peerErrs.Add(1) <= 3 {
-						t.Errorf("peer: %v", err)
-					}
-				}
-			}
-		}()
-	}
-	go func() {
-		defer close(jobs)
-		for i := range iters {
-			select {
-			case jobs <- i:
-			case <-stop:
-				return
-			}
-		}
-	}()
-	peersDone := make(chan struct{})
-	go func() { wg.Wait(); close(peersDone) }()
-	defer func() {
-		close(stop)
-		if t.Failed() {
-			e.m.Close() // frees peers blocked on a server that stopped
-		}
-		<-peersDone // bounded: every peer connection has a deadline
-	}()
+	peers := lcStartPeers(t, e, iters, lcEOFConcurrency, func(int) error {
+		return lcEOFPeer(addr, n, end, e.useTLS, cfg)
+	})
+	defer peers.finish()
 
 	start := time.Now()
 	e.pollUntil(3*time.Minute, fmt.Sprintf("%d EvClose", iters), func() bool {
-		return closed >= iters || bad+failed > 10 || peerErrs.Load() > 10
+		return closed >= iters || bad+failed > 10 || peers.errs.Load() > 10
 	})
-	lcAwait(e, 10*time.Second, "the peers' end", peersDone)
-	if closed != iters || bad != 0 || failed != 0 || peerErrs.Load() != 0 {
+	lcAwait(e, 10*time.Second, "the peers' end", peers.done)
+	if closed != iters || bad != 0 || failed != 0 || peers.errs.Load() != 0 {
 		t.Fatalf("%d connections closed of %d: %d lost or damaged data, %d ended in EvError, %d peer errors",
-			closed, iters, bad, failed, peerErrs.Load())
+			closed, iters, bad, failed, peers.errs.Load())
 	}
 	t.Logf("%d connections x %d bytes, all delivered, in %v", iters, n, time.Since(start).Round(time.Millisecond))
 }
@@ -1449,49 +1469,21 @@ func TestChurnLeavesOnlyTheListener(t *testing.T) {
 			hello = lcClientHello(t, cfg)
 		}
 
-		jobs := make(chan int)
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		var peerErrs atomic.Int32
 		var mu sync.Mutex
-		for range lcChurnInFlight {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range jobs {
-					if err := lcChurnPeer(addr, i%lcChurnKinds, useTLS, cfg, hello, response); err != nil {
-						mu.Lock()
-						failedKinds[i%lcChurnKinds]++
-						mu.Unlock()
-						if peerErrs.Add(1) <= 3 {
-							t.Errorf("peer %d (kind %d): %v", i, i%lcChurnKinds, err)
-						}
-					}
-				}
-			}()
-		}
-		go func() {
-			defer close(jobs)
-			for i := range total {
-				select {
-				case jobs <- i:
-				case <-stop:
-					return
-				}
+		peers := lcStartPeers(t, e, total, lcChurnInFlight, func(i int) error {
+			err := lcChurnPeer(addr, i%lcChurnKinds, useTLS, cfg, hello, response)
+			if err != nil {
+				mu.Lock()
+				failedKinds[i%lcChurnKinds]++
+				mu.Unlock()
+				err = fmt.Errorf("peer %d (kind %d): %w", i, i%lcChurnKinds, err)
 			}
-		}()
-		peersDone := make(chan struct{})
-		go func() { wg.Wait(); close(peersDone) }()
-		defer func() {
-			close(stop)
-			if t.Failed() {
-				e.m.Close()
-			}
-			<-peersDone // bounded: every peer connection has a deadline
-		}()
+			return err
+		})
+		defer peers.finish()
 
 		start := time.Now()
-		lcAwait(e, 5*time.Minute, "the peers' end", peersDone)
+		lcAwait(e, 5*time.Minute, "the peers' end", peers.done)
 		// On Linux every connection is accepted, even one reset while it
 		// waited in the accept queue. Windows drops those before accept
 		// (Go retries ERROR_NETNAME_DELETED; Wine says WSAENOTCONN): they
@@ -1521,7 +1513,7 @@ func TestChurnLeavesOnlyTheListener(t *testing.T) {
 			e.m.Poll(10 * time.Millisecond)
 		}
 		elapsed := time.Since(start)
-		if n := peerErrs.Load(); n != 0 || cleanFailed != 0 {
+		if n := peers.errs.Load(); n != 0 || cleanFailed != 0 {
 			t.Fatalf("%d peers failed (by kind: %v); %d clean exchanges ended in EvError", n, failedKinds, cleanFailed)
 		}
 		var left []*meerkat.Conn
