@@ -40,6 +40,8 @@ type Conn struct {
 	// onShutdown, when a protocol sets it, is Shutdown's way to ask the
 	// connection to finish gracefully (instead of Drain).
 	onShutdown func(*Conn)
+	// pstate is the protocol handler's state for this connection.
+	pstate any
 
 	prev, next *Conn
 }

@@ -22,6 +22,9 @@ var (
 	ErrSendLimit = errors.New("meerkat: send buffer limit reached")
 	// ErrTLSAlreadyStarted is returned by a second TLSInit.
 	ErrTLSAlreadyStarted = errors.New("meerkat: TLS already initialized on this connection")
+	// ErrHTTPTruncated is reported (wrapped, with EvError) when an HTTP
+	// response ends before its Content-Length or its last chunk.
+	ErrHTTPTruncated = errors.New("meerkat: http response truncated")
 	// ErrNoCertificate is returned when a TLS server connection has no
 	// certificate to present.
 	ErrNoCertificate = errors.New("meerkat: TLS server needs a certificate: set Manager.TLSConfig or call TLSInit in EvAccept")

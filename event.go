@@ -27,6 +27,7 @@ const (
 	EvMQTTOpen                  // int: the CONNACK code
 	EvSNTPTime                  // time.Time: the time an SNTP server gave
 	EvWakeup                    // []byte: data passed to Manager.Wakeup
+	EvHTTPChunk                 // *HTTPMessage: a piece of a streamed body (see HTTPStreamBody)
 	EvUser                      // first event number free for applications
 )
 
@@ -51,6 +52,7 @@ var eventNames = [...]string{
 	EvMQTTOpen:     "EvMQTTOpen",
 	EvSNTPTime:     "EvSNTPTime",
 	EvWakeup:       "EvWakeup",
+	EvHTTPChunk:    "EvHTTPChunk",
 	EvUser:         "EvUser",
 }
 

@@ -70,6 +70,9 @@ type Manager struct {
 	// HexdumpOutput receives dumps of connections whose Hexdump field is
 	// set (os.Stderr when nil).
 	HexdumpOutput io.Writer
+	// HTTP holds the HTTP server's and client's limits and timeouts.
+	HTTP HTTPSettings
+
 	// Resolver resolves host names for Connect (and Listen); nil uses
 	// net.DefaultResolver. Closing a connection cancels its lookup.
 	Resolver *net.Resolver
@@ -83,7 +86,8 @@ type Manager struct {
 	epoch   time.Time
 	now     int64 // nanoseconds since epoch, taken once per iteration
 	scratch []byte
-	fmtBuf  []byte
+	fmtBuf  []byte // Printf's and reply helpers' formatting space
+	headBuf []byte // reply helpers' response heads
 
 	dueTimers []*Timer
 
