@@ -36,6 +36,7 @@ type Conn struct {
 	deadline     int64 // connect, handshake or drain deadline (Manager clock), 0 if none
 	deadlineKind deadlineKind
 	lastIO       int64 // for IdleTimeout
+	queued       int64 // bytes accepted by Send, ever
 
 	// onShutdown, when a protocol sets it, is Shutdown's way to ask the
 	// connection to finish gracefully (instead of Drain).
@@ -157,6 +158,7 @@ func (c *Conn) Send(p []byte) bool {
 		return false
 	}
 	c.send.append(p)
+	c.queued += int64(len(p))
 	m.markActive(c)
 	return true
 }

@@ -21,6 +21,20 @@ type HTTPSettings struct {
 	// head once its first byte arrived, or for the first request of a new
 	// connection (30 s; 408 and close beyond; negative: no limit).
 	HeaderTimeout time.Duration
+	// AccessLog, when set, is called once per answered request, when its
+	// response is complete (queued).
+	AccessLog func(*HTTPAccess)
+}
+
+// HTTPAccess describes an answered request, for AccessLog.
+type HTTPAccess struct {
+	Conn     *Conn
+	Method   string
+	URI      string // path and query, as sent
+	Proto    string
+	Status   int   // the reply's status; 0 if it was not recognized
+	Bytes    int64 // response bytes queued, head included
+	Duration time.Duration
 }
 
 // DefaultHTTPHeaderTimeout is HTTPSettings.HeaderTimeout's default.
@@ -98,6 +112,9 @@ type httpState struct {
 	replied   bool               // a reply helper completed the current response
 	resume    bool               // a deferred reply completed: parse what is queued
 	pump      func(c *Conn) bool // produces the rest of a long body; true when done
+	access    *HTTPAccess        // the request being answered, with AccessLog
+	start     time.Time          // with AccessLog: when the request was complete
+	mark      int64              // with AccessLog: c.queued when the request was complete
 	headSince int64              // when the current head began to arrive (Manager clock), 0 if not waiting
 
 	// Client side.
@@ -301,7 +318,11 @@ func (m *Manager) httpHead(c *Conn, h *httpState) bool {
 		h.replied = false
 	}
 	sent := c.send.Len()
+	if !h.client && m.HTTP.AccessLog != nil {
+		h.beginAccess(c)
+	}
 	m.dispatch(c, EvHTTPHeaders, &h.hm)
+	h.sniffAccess(c, sent)
 	if c.flags&(fClosing|fClosed) != 0 {
 		return false
 	}
@@ -457,6 +478,7 @@ func (m *Manager) httpDeliver(c *Conn, h *httpState, size int, body []byte) {
 	sent := c.send.Len()
 	if !discard {
 		m.dispatch(c, EvHTTPMsg, &h.hm)
+		h.sniffAccess(c, sent)
 	}
 	c.recv.Consume(size)
 	h.stage, h.headLen, h.stream, h.discard, h.head = stHead, 0, false, false, h.head[:0]
@@ -493,6 +515,14 @@ func (m *Manager) httpDeliver(c *Conn, h *httpState, size int, body []byte) {
 // request is parsed, or the connection drains and closes.
 func (h *httpState) finishResponse(c *Conn) {
 	h.replied = true
+	if a := h.access; a != nil {
+		h.access = nil
+		a.Bytes = c.queued - h.mark
+		a.Duration = time.Since(h.start)
+		if f := c.m.HTTP.AccessLog; f != nil {
+			f(a)
+		}
+	}
 	if !h.keepAlive {
 		h.stage = stClosed
 		c.Drain()
@@ -534,6 +564,31 @@ func (h *httpState) runPump(c *Conn) {
 			return // nothing to give now; try at the next EvPoll
 		}
 	}
+}
+
+// beginAccess notes the request being answered, for AccessLog.
+func (h *httpState) beginAccess(c *Conn) {
+	w := &h.hm.wire
+	h.access = &HTTPAccess{Conn: c, Method: string(w.Method), URI: string(w.Target), Proto: string(w.Proto)}
+	h.start, h.mark = time.Now(), c.queued
+}
+
+// sniffAccess records the status of a reply the handler queued (from sent
+// on in the send buffer) for AccessLog.
+func (h *httpState) sniffAccess(c *Conn, sent int) {
+	if a := h.access; a != nil && a.Status == 0 && c.send.Len() > sent {
+		a.Status = sniffStatus(c.send.Bytes()[sent:])
+	}
+}
+
+// sniffStatus reads the status code at the start of a queued response.
+func sniffStatus(b []byte) int {
+	if len(b) >= 12 && string(b[:7]) == "HTTP/1." && b[8] == ' ' {
+		if n, err := strconv.Atoi(string(b[9:12])); err == nil {
+			return n
+		}
+	}
+	return 0
 }
 
 // httpResponseDone is called by the reply helpers when a response is

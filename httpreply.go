@@ -35,6 +35,9 @@ func HTTPReply(c *Conn, status int, headers string, format string, args ...any) 
 	}
 	b = append(b, "\r\n"...)
 	m.headBuf = b
+	if h != nil && h.access != nil && h.access.Status == 0 {
+		h.access.Status = status
+	}
 	if !noBody && !(h != nil && h.isHead) {
 		// One Send keeps the response whole: it is queued entirely or
 		// refused entirely.
