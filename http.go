@@ -76,7 +76,14 @@ type HTTPMessage struct {
 
 // Header returns the value of the first header field called name (ASCII
 // case-insensitive), or nil.
-func (hm *HTTPMessage) Header(name string) []byte { return hm.wire.Header(name) }
+func (hm *HTTPMessage) Header(name string) []byte {
+	for i := range hm.Headers {
+		if httpwire.EqualFold(hm.Headers[i].Name, name) {
+			return hm.Headers[i].Value
+		}
+	}
+	return nil
+}
 
 // fill copies the parsed head's views into hm.
 func (hm *HTTPMessage) fill(buf []byte, n int) {

@@ -542,6 +542,10 @@ func isToken(b []byte) bool {
 	return true
 }
 
+// EqualFold reports whether b and s are equal ignoring ASCII case, without
+// allocating.
+func EqualFold(b []byte, s string) bool { return equalFold(b, s) }
+
 // equalFold compares ASCII case-insensitively, without allocating.
 func equalFold(b []byte, s string) bool {
 	if len(b) != len(s) {
