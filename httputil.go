@@ -5,12 +5,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/meerkat-net/meerkat/internal/httpwire"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/meerkat-net/meerkat/internal/httpwire"
 )
 
 // HTTP helpers for handlers: query and form variables, URL coding, cookies,
