@@ -190,7 +190,8 @@ func (c *Conn) Close() {
 
 // Drain closes the connection once everything queued is sent (for TLS, then
 // close_notify), after the peer closed its side too or Manager.DrainTimeout
-// passed. Input that arrives meanwhile is discarded. It is idempotent.
+// passed. Input that arrives meanwhile is discarded, and a reset after
+// everything was sent ends the wait quietly. It is idempotent.
 func (c *Conn) Drain() {
 	if c.flags&(fClosing|fClosed) == 0 {
 		c.flags |= fDraining
@@ -235,6 +236,9 @@ func (m *Manager) dispatch(c *Conn, ev Event, data any) {
 	}
 	if c.proto != nil {
 		c.proto(c, ev, data)
+		if c.flags&fFailed != 0 && ev != EvError && ev != EvClose {
+			return // the protocol failed the connection: only EvClose follows
+		}
 	}
 	if c.fn != nil {
 		c.fn(c, ev, data)

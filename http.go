@@ -68,7 +68,8 @@ type HTTPMessage struct {
 	// chunked body, the decoded body follows the head).
 	Message []byte
 	// ContentLength is the declared body length, -1 without one (chunked,
-	// or a response that ends at the close).
+	// or a response that ends at the close). For a response to HEAD (or a
+	// 204 or 304) it is the declared length of the body it does not have.
 	ContentLength int64
 
 	wire httpwire.Message
@@ -92,10 +93,8 @@ func (hm *HTTPMessage) fill(buf []byte, n int) {
 	hm.Status, hm.Reason, hm.Headers = w.Status, w.Reason, w.Headers
 	hm.Head, hm.Body, hm.Message = buf[:n], nil, buf[:n]
 	hm.ContentLength = -1
-	if w.Framing == httpwire.Length {
+	if w.Framing == httpwire.Length || w.Framing == httpwire.NoBody {
 		hm.ContentLength = w.ContentLength
-	} else if w.Framing == httpwire.NoBody {
-		hm.ContentLength = 0
 	}
 }
 
@@ -203,6 +202,12 @@ func httpServerProto(c *Conn, ev Event, data any) {
 		if h != nil && h.pump != nil {
 			h.runPump(c)
 		}
+	case EvClose:
+		if h != nil && h.pump != nil {
+			fn := h.pump
+			h.pump = nil
+			fn(c) // IsClosing is true: the pump releases what it holds
+		}
 	case EvPoll:
 		if h == nil {
 			return
@@ -288,18 +293,10 @@ func (m *Manager) httpHead(c *Conn, h *httpState) bool {
 	if len(buf) == 0 {
 		return false
 	}
-	var n int
-	var err error
-	if h.client {
-		method := "GET"
-		if len(h.methods) > 0 {
-			method = h.methods[0]
-		}
-		n, err = httpwire.ParseResponse(buf, &h.hm.wire, m.HTTP.limits(), []byte(method))
-	} else {
+	if !h.client {
 		h.waitHead(c)
-		n, err = httpwire.ParseRequest(buf, &h.hm.wire, m.HTTP.limits())
 	}
+	n, err := h.parseHead(c, buf)
 	if err != nil {
 		m.httpBad(c, h, err)
 		return false
@@ -341,8 +338,10 @@ func (m *Manager) httpHead(c *Conn, h *httpState) bool {
 		if w.Framing == httpwire.Chunked || w.ContentLength > 64<<10 {
 			h.keepAlive = false
 		}
-		h.finishResponse(c)
-		if !h.keepAlive {
+		if h.pump == nil { // a pumped reply ends when its pump does
+			h.finishResponse(c)
+		}
+		if !h.keepAlive && h.pump == nil {
 			return false
 		}
 	} else if !h.client && w.Expect100 && w.Framing != httpwire.NoBody {
@@ -374,19 +373,32 @@ func (m *Manager) httpHead(c *Conn, h *httpState) bool {
 	return true
 }
 
+// parseHead parses a request head (server) or a response head (client) at
+// the front of buf.
+func (h *httpState) parseHead(c *Conn, buf []byte) (int, error) {
+	if !h.client {
+		return httpwire.ParseRequest(buf, &h.hm.wire, c.m.HTTP.limits())
+	}
+	method := "GET"
+	if len(h.methods) > 0 {
+		method = h.methods[0]
+	}
+	return httpwire.ParseResponse(buf, &h.hm.wire, c.m.HTTP.limits(), []byte(method))
+}
+
+// reparse points hm's views at the head where it lies now: Recv's bytes may
+// have moved since the head was parsed (read space lent, then copied; a
+// buffer grown). buf is Recv's bytes, head first.
+func (h *httpState) reparse(c *Conn, buf []byte) {
+	h.parseHead(c, buf[:h.headLen])
+	h.hm.fill(buf, h.headLen)
+}
+
 // startStream keeps a copy of the head (hm views it) and delivers the body
 // as EvHTTPChunk from now on.
 func (h *httpState) startStream(c *Conn, length int64) bool {
 	h.head = append(h.head[:0], c.recv.Bytes()[:h.headLen]...)
-	if h.client {
-		method := "GET"
-		if len(h.methods) > 0 {
-			method = h.methods[0]
-		}
-		httpwire.ParseResponse(h.head, &h.hm.wire, c.m.HTTP.limits(), []byte(method))
-	} else {
-		httpwire.ParseRequest(h.head, &h.hm.wire, c.m.HTTP.limits())
-	}
+	h.parseHead(c, h.head)
 	h.hm.fill(h.head, len(h.head))
 	c.recv.Consume(h.headLen)
 	h.headLen = 0
@@ -406,6 +418,7 @@ func (m *Manager) httpBody(c *Conn, h *httpState) bool {
 		if len(buf) < end {
 			return false
 		}
+		h.reparse(c, buf)
 		h.hm.Message = buf[:end]
 		m.httpDeliver(c, h, end, buf[h.headLen:end])
 		return true
@@ -425,11 +438,16 @@ func (m *Manager) httpBody(c *Conn, h *httpState) bool {
 			}
 			return false
 		}
+		h.reparse(c, buf)
 		h.hm.Message = buf[:base+h.decoded]
 		m.httpDeliver(c, h, base+h.raw, buf[base:base+h.decoded])
 		return true
 	}
-	return false // UntilClose: delivered when the connection closes
+	// UntilClose: delivered when the connection closes, if it fits.
+	if c.IsFull() {
+		m.httpTooLarge(c, h, -1)
+	}
+	return false
 }
 
 // httpStream delivers body bytes as they arrive.
@@ -504,6 +522,8 @@ func (m *Manager) httpDeliver(c *Conn, h *httpState, size int, body []byte) {
 		return
 	}
 	switch {
+	case discard && h.pump != nil:
+		h.stage = stWait // the reply from the head is still being pumped
 	case discard:
 		// The reply was given from the head; finishResponse ran then.
 		if !h.keepAlive {
@@ -550,8 +570,9 @@ const pumpLowWater = 64 << 10
 
 // HTTPPump makes fn produce the rest of the current response's body: it is
 // called whenever less than 64 KiB of output is queued, until it returns
-// true, which ends the response. File serving uses it so that a body of
-// any size goes out with bounded memory.
+// true, which ends the response. If the connection closes first, fn is
+// called once more with c.IsClosing() true, to release what it holds. File
+// serving uses it so that a body of any size goes out with bounded memory.
 func HTTPPump(c *Conn, fn func(c *Conn) (done bool)) {
 	if h := httpOf(c); h != nil && !h.client {
 		h.pump = fn
@@ -622,9 +643,12 @@ func (m *Manager) httpBad(c *Conn, h *httpState, err error) {
 
 func (m *Manager) httpTooLarge(c *Conn, h *httpState, size int64) {
 	if h.client {
-		what := "chunked body"
-		if size >= 0 {
+		what := "body without a length"
+		switch {
+		case size >= 0:
 			what = strconv.FormatInt(size, 10) + "-byte body"
+		case h.hm.wire.Framing == httpwire.Chunked:
+			what = "chunked body"
 		}
 		m.fail(c, fmt.Errorf("http: response %s exceeds RecvLimit (%d bytes); stream it with HTTPStreamBody", what, m.recvLimit()))
 		return
@@ -654,12 +678,15 @@ func (m *Manager) httpClientClosed(c *Conn, h *httpState) {
 	switch {
 	case h.stage == stBody && w.Framing == httpwire.UntilClose:
 		buf := c.recv.Bytes()
+		h.reparse(c, buf)
 		h.hm.Message = buf
 		m.httpDeliver(c, h, len(buf), buf[h.headLen:])
 	case h.stage == stStream && w.Framing == httpwire.UntilClose:
 		m.httpDeliver(c, h, 0, nil)
 	case h.stage == stBody || h.stage == stStream || (h.stage == stHead && c.recv.Len() > 0):
 		m.dispatch(c, EvError, fmt.Errorf("%w: the connection closed before the end of the response", ErrHTTPTruncated))
+	case h.stage == stHead && len(h.methods) > 0:
+		m.dispatch(c, EvError, fmt.Errorf("%w: the connection closed before any response to %s", ErrHTTPTruncated, h.methods[0]))
 	}
 }
 

@@ -34,6 +34,15 @@ func (m *Manager) service(c *Conn) {
 		c.flags &^= fSockFailed
 		if err := c.sock.Err(); err != nil {
 			c.flags |= fSockFailed // no goodbye on a broken socket
+			if c.flags&fWriteShut != 0 {
+				// Everything was sent and our FIN too: the peer's reset
+				// only ends the wait for its close (a peer that closes
+				// with our close_notify unread resets, for one).
+				m.log().Debug("meerkat: reset after drain", "conn", c.id, "err", err)
+				c.flags |= fClosing
+				m.markActive(c)
+				return
+			}
 			m.fail(c, err)
 			return
 		}

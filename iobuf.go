@@ -59,7 +59,11 @@ func (b *IOBuf) spare(n int) []byte {
 		b.b, b.r = b.b[:live], 0
 		return b.b[live:cap(b.b)]
 	}
-	p, nb := getBuf(live + n)
+	want := live + n
+	if want > 1<<maxClassShift {
+		want = max(want, 2*cap(b.b)) // past the pools, grow geometrically
+	}
+	p, nb := getBuf(want)
 	nb = append(nb[:0], b.b[b.r:]...)
 	old, oldPool := b.b, b.pool
 	b.b, b.r, b.pool = nb, 0, p

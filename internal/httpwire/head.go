@@ -86,7 +86,7 @@ type Message struct {
 	HeadLen int // bytes of the head, final CRLF included
 
 	Framing       Framing
-	ContentLength int64 // with Framing == Length
+	ContentLength int64 // with Framing == Length; also a body-less response's declared length
 	Minor         int   // 0 for HTTP/1.0, 1 for HTTP/1.1
 	KeepAlive     bool  // the connection may carry another message after this one
 	Expect100     bool  // requests: "Expect: 100-continue"
@@ -376,6 +376,9 @@ func responseFraming(m *Message, method []byte) error {
 	switch {
 	case string(method) == "HEAD", m.Status < 200, m.Status == 204, m.Status == 304:
 		m.Framing = NoBody
+		if cl > 0 {
+			m.ContentLength = cl // the size the resource would have: HEAD's answer
+		}
 	case string(method) == "CONNECT" && m.Status < 300:
 		m.Framing = UntilClose
 	case te != nil:
