@@ -77,7 +77,8 @@ type Manager struct {
 	// net.DefaultResolver. Closing a connection cancels its lookup.
 	Resolver *net.Resolver
 
-	drv driver.Driver
+	drv   driver.Driver
+	ready func(any, driver.Readiness) // m.onReady, bound once: Poll allocates nothing
 
 	head    *Conn // live connections, newest first
 	byID    map[uint64]*Conn
@@ -140,12 +141,14 @@ func NewManagerDriver(name string) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{
+	m := &Manager{
 		drv:     drv,
 		byID:    make(map[uint64]*Conn),
 		epoch:   time.Now(),
 		scratch: make([]byte, 64<<10),
-	}, nil
+	}
+	m.ready = m.onReady
+	return m, nil
 }
 
 // DriverName is the name of the Manager's driver: "epoll" or "portable".
@@ -196,7 +199,7 @@ func (m *Manager) Poll(timeout time.Duration) {
 	if m.nextDeadline != 0 {
 		wait = min(wait, max(time.Duration(m.nextDeadline-m.now), 0))
 	}
-	if err := m.drv.Wait(wait, m.onReady); err != nil {
+	if err := m.drv.Wait(wait, m.ready); err != nil {
 		m.log().Error("meerkat: wait failed", "err", err)
 	}
 	m.now = m.clock()

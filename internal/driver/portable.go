@@ -117,8 +117,9 @@ type psock struct {
 	nc       net.Conn
 	ln       net.Listener
 	pc       *net.UDPConn
-	in       []*[]byte // received chunks, in order (from readBufs)
-	inOff    int       // consumed bytes of in[0]
+	in       []*[]byte  // received chunks, in order (from readBufs)
+	inSlots  [4]*[]byte // in's usual backing array: no allocation per message
+	inOff    int        // consumed bytes of in[0]
 	inBytes  int
 	rerr     error   // sticky: io.EOF or the read error, after the data
 	out      []byte  // queued output: (*outp)[:len(out)]
@@ -556,7 +557,7 @@ func (s *psock) Read(p []byte) (int, error) {
 		}
 	}
 	if len(s.in) == 0 {
-		s.in = nil
+		s.in = s.inSlots[:0]
 	}
 	wasFull := s.inBytes >= inLimit
 	s.inBytes -= n
