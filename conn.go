@@ -41,6 +41,9 @@ type Conn struct {
 	// onShutdown, when a protocol sets it, is Shutdown's way to ask the
 	// connection to finish gracefully (instead of Drain).
 	onShutdown func(*Conn)
+	// hold, when a protocol sets it, keeps a draining connection open while
+	// it reports true (a reply still to come).
+	hold func(*Conn) bool
 	// pstate is the protocol handler's state for this connection.
 	pstate any
 
@@ -61,6 +64,7 @@ const (
 	fReadable                         // the socket may have input
 	fWritable                         // the socket may take output
 	fSockFailed                       // the driver saw an error on the socket
+	fHangup                           // the peer closed or reset: read on to EOF
 	fReadEOF                          // the peer's orderly close was read (and decrypted)
 	fRawEOF                           // TLS: the socket's EOF was read; records may remain
 	fTLSPending                       // TLS: decryption may progress without new input

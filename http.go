@@ -114,6 +114,10 @@ type httpState struct {
 
 	// Server side.
 	keepAlive bool               // another request may follow the current one
+	minor     int                // the request's HTTP minor version
+	inHeaders bool               // EvHTTPHeaders is being handled
+	bigBody   bool               // the body is too big to skip: a reply from the head closes
+	chunking  bool               // a chunked reply is under way (HTTPWriteChunk)
 	isHead    bool               // the current request is HEAD: replies carry no body
 	replied   bool               // a reply helper completed the current response
 	resume    bool               // a deferred reply completed: parse what is queued
@@ -125,6 +129,7 @@ type httpState struct {
 
 	// Client side.
 	host    string   // Host header for requests
+	path    string   // the URL's path and query, the default request target
 	methods []string // methods of requests sent and not yet answered
 }
 
@@ -164,11 +169,14 @@ func (m *Manager) HTTPConnect(url string, fn Handler) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &httpState{client: true, host: c.serverName}
-	if ep, err := parseURL(url); err == nil && ep.port != defaultPorts[ep.scheme] {
-		h.host = ep.hostPort()
-	} else if err == nil && ep.addr.Is6() {
-		h.host = "[" + ep.host + "]"
+	h := &httpState{client: true, host: c.serverName, path: "/"}
+	if ep, err := parseURL(url); err == nil {
+		h.path = ep.path
+		if ep.port != defaultPorts[ep.scheme] {
+			h.host = ep.hostPort()
+		} else if ep.addr.Is6() {
+			h.host = "[" + ep.host + "]"
+		}
 	}
 	c.pstate = h
 	return c, nil
@@ -195,6 +203,7 @@ func httpServerProto(c *Conn, ev Event, data any) {
 		h = &httpState{keepAlive: true}
 		c.pstate = h
 		c.onShutdown = httpServerShutdown
+		c.hold = httpServerHold
 		h.waitHead(c)
 	case EvRead:
 		c.m.httpParse(c, h)
@@ -250,6 +259,33 @@ func httpClientProto(c *Conn, ev Event, data any) {
 	case EvClose:
 		c.m.httpClientClosed(c, h)
 	}
+}
+
+// httpServerHold keeps a draining connection (its client half-closed, say)
+// open while a response is still to come: deferred, pumped or chunked.
+func httpServerHold(c *Conn) bool {
+	h := httpOf(c)
+	return h != nil && (h.stage == stWait || h.pump != nil || h.chunking)
+}
+
+// httpConnectionHeader returns the Connection header a reply on c needs:
+// "close" when the connection ends after it (a reply given from the head of
+// a request whose body is too big to skip closes too), "keep-alive" for an
+// HTTP/1.0 client that asked to keep it, else nothing.
+func httpConnectionHeader(c *Conn) string {
+	h := httpOf(c)
+	switch {
+	case h == nil || h.client:
+		return ""
+	case h.inHeaders && h.bigBody:
+		h.keepAlive = false
+		return "Connection: close\r\n"
+	case !h.keepAlive:
+		return "Connection: close\r\n"
+	case h.minor == 0:
+		return "Connection: keep-alive\r\n"
+	}
+	return ""
 }
 
 // httpServerShutdown lets a request in progress finish, then closes; an
@@ -318,14 +354,18 @@ func (m *Manager) httpHead(c *Conn, h *httpState) bool {
 	} else {
 		h.headSince = 0
 		h.keepAlive = w.KeepAlive
+		h.minor = w.Minor
 		h.isHead = string(w.Method) == "HEAD"
 		h.replied = false
+		h.bigBody = w.Framing == httpwire.Chunked || w.ContentLength > 64<<10
 	}
 	sent := c.send.Len()
 	if !h.client && m.HTTP.AccessLog != nil {
 		h.beginAccess(c)
 	}
+	h.inHeaders = true
 	m.dispatch(c, EvHTTPHeaders, &h.hm)
+	h.inHeaders = false
 	h.sniffAccess(c, sent)
 	if c.flags&(fClosing|fClosed) != 0 {
 		return false
@@ -335,8 +375,8 @@ func (m *Manager) httpHead(c *Conn, h *httpState) bool {
 		// A small one is read and dropped so the next request stays in
 		// step; otherwise the connection closes after the reply.
 		h.discard, h.stream = true, false
-		if w.Framing == httpwire.Chunked || w.ContentLength > 64<<10 {
-			h.keepAlive = false
+		if h.bigBody {
+			h.keepAlive = false // (the reply said so: see httpConnectionHeader)
 		}
 		if h.pump == nil { // a pumped reply ends when its pump does
 			h.finishResponse(c)
@@ -529,8 +569,8 @@ func (m *Manager) httpDeliver(c *Conn, h *httpState, size int, body []byte) {
 		if !h.keepAlive {
 			h.stage = stClosed
 		}
-	case h.pump != nil:
-		h.stage = stWait // the pump ends the response
+	case h.pump != nil, h.chunking:
+		h.stage = stWait // the pump, or the last chunk, ends the response
 	case h.replied || c.send.Len() != sent:
 		h.finishResponse(c)
 	default:
@@ -542,6 +582,7 @@ func (m *Manager) httpDeliver(c *Conn, h *httpState, size int, body []byte) {
 // request is parsed, or the connection drains and closes.
 func (h *httpState) finishResponse(c *Conn) {
 	h.replied = true
+	c.m.markActive(c) // a drain held for this reply may go on
 	if a := h.access; a != nil {
 		h.access = nil
 		a.Bytes = c.queued - h.mark
@@ -691,7 +732,7 @@ func (m *Manager) httpClientClosed(c *Conn, h *httpState) {
 }
 
 // HTTPSendRequest writes a request: the method, the target (a path with its
-// query), the Host header, Content-Length when there is a body (or the method
+// query; "" for the path and query of HTTPConnect's URL), the Host header, Content-Length when there is a body (or the method
 // usually carries one), extra headers (each line ending in "\r\n"), and the
 // body. It reports false if the connection refused the bytes.
 func HTTPSendRequest(c *Conn, method, target, headers string, body []byte) bool {
@@ -700,7 +741,7 @@ func HTTPSendRequest(c *Conn, method, target, headers string, body []byte) bool 
 		return false
 	}
 	if target == "" {
-		target = "/"
+		target = h.path
 	}
 	m := c.m
 	b := m.fmtBuf[:0]

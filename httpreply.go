@@ -30,9 +30,7 @@ func HTTPReply(c *Conn, status int, headers string, format string, args ...any) 
 		b = strconv.AppendInt(b, int64(len(body)), 10)
 		b = append(b, "\r\n"...)
 	}
-	if h != nil && !h.client && !h.keepAlive {
-		b = append(b, "Connection: close\r\n"...)
-	}
+	b = append(b, httpConnectionHeader(c)...)
 	b = append(b, "\r\n"...)
 	m.headBuf = b
 	if h != nil && h.access != nil && h.access.Status == 0 {
@@ -66,6 +64,7 @@ func httpStatusLine(b []byte, status int) []byte {
 func HTTPWriteChunk(c *Conn, p []byte) {
 	h := httpOf(c)
 	if h != nil && h.isHead {
+		h.chunking = len(p) > 0
 		if len(p) == 0 {
 			httpResponseDone(c)
 		}
@@ -74,8 +73,14 @@ func HTTPWriteChunk(c *Conn, p []byte) {
 	m := c.m
 	if len(p) == 0 {
 		c.Send([]byte("0\r\n\r\n"))
+		if h != nil {
+			h.chunking = false
+		}
 		httpResponseDone(c)
 		return
+	}
+	if h != nil && !h.client {
+		h.chunking = true // the exchange stays open until the last chunk
 	}
 	b := strconv.AppendInt(m.headBuf[:0], int64(len(p)), 16)
 	b = append(b, "\r\n"...)

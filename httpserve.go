@@ -785,9 +785,7 @@ func (r *serveReq) endHead(b []byte) []byte {
 			b = append(b, "\r\n"...)
 		}
 	}
-	if h := httpOf(r.c); h != nil && !h.client && !h.keepAlive {
-		b = append(b, "Connection: close\r\n"...)
-	}
+	b = append(b, httpConnectionHeader(r.c)...)
 	b = append(b, "\r\n"...)
 	r.c.m.headBuf = b
 	return b

@@ -131,6 +131,12 @@ func (m *Manager) readPlain(c *Conn) {
 			return // paused until the handler consumes
 		}
 		n, err := m.readInto(c, room, c.sock.Read)
+		if n > 0 && err == nil && n < min(room, readChunk) && c.flags&fHangup == 0 {
+			// A short read emptied the socket: the driver reports the
+			// next data, so no read is spent on hearing "would block".
+			// (After a hangup the EOF is already there: read on.)
+			c.flags &^= fReadable
+		}
 		if n > 0 {
 			m.delivered(c, n)
 		}
@@ -438,7 +444,7 @@ func (m *Manager) hasWork(c *Conn) bool {
 // drain moves a draining connection towards its close: once everything is
 // out, TLS says close_notify, then FIN; the close follows the peer's EOF.
 func (m *Manager) drain(c *Conn) {
-	if c.send.Len() > 0 {
+	if c.send.Len() > 0 || (c.hold != nil && c.hold(c)) {
 		return
 	}
 	if f := c.tls; f != nil {

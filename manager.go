@@ -249,6 +249,9 @@ func (m *Manager) onReady(tok any, r driver.Readiness) {
 	if r&driver.Failed != 0 {
 		c.flags |= fSockFailed
 	}
+	if r&driver.Hangup != 0 {
+		c.flags |= fHangup
+	}
 }
 
 // Close closes every connection (each gets EvClose), stops the timers and

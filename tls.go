@@ -320,11 +320,15 @@ func (m *Manager) readTLS(c *Conn) {
 		if room <= 0 {
 			break
 		}
-		n, err := c.sock.Read(m.scratch[:min(room, len(m.scratch))])
+		want := min(room, len(m.scratch))
+		n, err := c.sock.Read(m.scratch[:want])
 		if n > 0 {
 			f.feed(m.scratch[:n])
 			c.lastIO = m.now
 			c.flags |= fTLSPending
+			if err == nil && n < want && c.flags&fHangup == 0 {
+				c.flags &^= fReadable // drained: the driver reports more (see readPlain)
+			}
 		}
 		if err == driver.ErrWouldBlock {
 			c.flags &^= fReadable

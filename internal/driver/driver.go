@@ -9,6 +9,10 @@
 // Readiness is edge-like: after an operation returned ErrWouldBlock, Wait
 // reports the socket again once that operation can make progress (data, EOF
 // or an error for reads; room or an error for writes; a finished connect).
+// A stream read that returned fewer bytes than asked for has emptied the
+// socket, and the next data is reported too — unless Hangup was reported:
+// then the peer's EOF or error is already there (its edge came with the
+// data), and reading must go on until it is seen.
 // A socket may be reported when nothing changed; the caller then sees
 // ErrWouldBlock again, which is harmless. Only ErrWouldBlock means "try later":
 // every other error is final for the socket.
@@ -31,6 +35,7 @@ const (
 	Readable Readiness = 1 << iota // read/accept may make progress
 	Writable                       // write may make progress; a connect finished
 	Failed                         // the socket holds an error (see Socket.Err)
+	Hangup                         // the peer closed or reset: EOF or an error waits behind the data
 )
 
 // Socket is one OS socket (listening, stream or datagram) owned by a Driver.

@@ -210,6 +210,9 @@ func (d *epollDriver) Wait(timeout time.Duration, ready func(tok any, r Readines
 		if e&unix.EPOLLERR != 0 {
 			r |= Failed
 		}
+		if e&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			r |= Hangup
+		}
 		ready(d.socks[fd].tok, r)
 	}
 	return nil

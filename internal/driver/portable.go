@@ -387,11 +387,12 @@ func (s *psock) readLoop() {
 			s.rerr = unwrapOp(err)
 		}
 		s.mu.Unlock()
-		if n > 0 || err != nil {
-			s.signal(Readable)
-		}
-		if err != nil {
+		switch {
+		case err != nil:
+			s.signal(Readable | Hangup)
 			return
+		case n > 0:
+			s.signal(Readable)
 		}
 	}
 }
