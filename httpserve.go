@@ -86,7 +86,7 @@ func HTTPServeDir(c *Conn, hm *HTTPMessage, opts *HTTPServeOptions) {
 		r.replyError(status)
 		return
 	}
-	src, err := r.opts.source()
+	src, err := r.opts.source(c.m)
 	if err != nil {
 		c.m.log().Warn("meerkat: cannot open the served directory", "conn", c.id, "root", r.opts.RootDir, "err", err)
 		r.replyError(500)
@@ -157,7 +157,7 @@ func HTTPServeFile(c *Conn, hm *HTTPMessage, path string, opts *HTTPServeOptions
 	}
 	if r.opts.Page404 != "" && r.opts.FS == nil {
 		// The custom page lives under the root, not beside path.
-		if src, serr := r.opts.source(); serr == nil {
+		if src, serr := r.opts.source(c.m); serr == nil {
 			defer src.close()
 			r.src = src
 		}
@@ -273,7 +273,7 @@ type serveSource interface {
 	close()
 }
 
-func (o *HTTPServeOptions) source() (serveSource, error) {
+func (o *HTTPServeOptions) source(m *Manager) (serveSource, error) {
 	if o.FS != nil {
 		return serveFSSrc{o.FS}, nil
 	}
@@ -281,11 +281,50 @@ func (o *HTTPServeOptions) source() (serveSource, error) {
 	if o.AllowSymlinks {
 		return serveDirSrc(dir), nil
 	}
-	root, err := os.OpenRoot(dir)
+	root, err := m.serveRoot(dir)
 	if err != nil {
 		return nil, err
 	}
 	return serveRootSrc{root}, nil
+}
+
+// serveRootCheck is how often a cached root is checked against its path.
+const serveRootCheck = time.Second
+
+// cachedRoot is a served directory kept open between requests.
+type cachedRoot struct {
+	root    *os.Root
+	checked int64 // Manager clock of the last check
+}
+
+// serveRoot returns dir opened as an os.Root, kept open by the Manager:
+// opening it per request cost about a quarter of serving a small file. At
+// most once a second it is checked to still be what dir names, so a root
+// directory replaced while serving is noticed.
+func (m *Manager) serveRoot(dir string) (*os.Root, error) {
+	cr := m.serveRoots[dir]
+	if cr != nil && m.now-cr.checked < int64(serveRootCheck) {
+		return cr.root, nil
+	}
+	if cr != nil {
+		now, err1 := os.Stat(dir)
+		was, err2 := cr.root.Stat(".")
+		if err1 == nil && err2 == nil && os.SameFile(now, was) {
+			cr.checked = m.now
+			return cr.root, nil
+		}
+		cr.root.Close()
+		delete(m.serveRoots, dir)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	if m.serveRoots == nil {
+		m.serveRoots = make(map[string]*cachedRoot)
+	}
+	m.serveRoots[dir] = &cachedRoot{root: root, checked: m.now}
+	return root, nil
 }
 
 // serveOpenFlags open files without blocking on a FIFO planted in the root
@@ -304,7 +343,7 @@ func (s serveRootSrc) open(name string) (fs.File, error) {
 	return s.root.OpenFile(name, serveOpenFlags, 0)
 }
 func (s serveRootSrc) stat(name string) (fs.FileInfo, error) { return s.root.Stat(name) }
-func (s serveRootSrc) close()                                { s.root.Close() }
+func (s serveRootSrc) close()                                {} // the Manager keeps it
 
 // serveDirSrc is a root directory whose symbolic links are followed wherever
 // they go (AllowSymlinks); names are still cleaned and free of "..".

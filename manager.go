@@ -92,6 +92,8 @@ type Manager struct {
 
 	dueTimers []*Timer
 
+	serveRoots map[string]*cachedRoot // directories HTTPServeDir keeps open
+
 	closed         bool
 	shuttingDown   bool // Listen and Connect refuse, as after Close
 	polling        bool
@@ -282,6 +284,10 @@ func (m *Manager) Close() {
 	}
 	m.timers = nil
 	m.active = nil
+	for _, cr := range m.serveRoots {
+		cr.root.Close()
+	}
+	m.serveRoots = nil
 	m.mu.Lock()
 	m.posts = nil
 	m.mu.Unlock()
