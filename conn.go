@@ -24,6 +24,7 @@ type Conn struct {
 	proto  Handler // the protocol handler, run before fn
 	recv   IOBuf
 	send   IOBuf
+	file   *fileSegment // a file queued behind part of send (sendfile)
 	tls    *tlsFilter
 	local  netip.AddrPort
 	remote netip.AddrPort
@@ -298,5 +299,5 @@ func (m *Manager) finishClose(c *Conn) {
 	m.unlink(c)
 	c.recv.reset()
 	c.send.reset()
-	c.sock, c.tls, c.addrs = nil, nil, nil
+	c.sock, c.tls, c.addrs, c.file = nil, nil, nil, nil
 }

@@ -780,7 +780,15 @@ func (r *serveReq) serveContent(name string, f fs.File, fi fs.FileInfo, gz bool,
 		r.sendFailed()
 		return
 	}
-	r.stream(&serveStream{r: f, closer: f, remain: length})
+	s := &serveStream{r: f, closer: f, remain: length}
+	if osf, ok := f.(*os.File); ok {
+		// On a plain connection of the epoll driver the kernel sends the
+		// file (sendfile); the offset is where the range starts.
+		if off, err := osf.Seek(0, io.SeekCurrent); err == nil {
+			s.osf, s.off = osf, off
+		}
+	}
+	r.stream(s)
 }
 
 // validators appends ETag, Last-Modified and, for a .gz variant, Vary.
@@ -893,6 +901,9 @@ type serveStream struct {
 	r      io.Reader
 	closer io.Closer // released when the body ends or the connection closes
 	remain int64
+	osf    *os.File // the file, when the kernel may send it (sendfile)
+	off    int64    // osf's offset where the body starts
+	queued bool     // osf's bytes are queued on the connection
 }
 
 // stream sends s's body, now or over the following iterations.
@@ -932,6 +943,19 @@ func (s *serveStream) pump(c *Conn) bool {
 	if c.IsClosing() {
 		s.release()
 		return true
+	}
+	if s.osf != nil {
+		switch {
+		case s.queued && c.fileQueued():
+			return false // the kernel is still sending it
+		case s.queued:
+			s.release()
+			return true
+		case c.queueFile(s.osf, s.off, s.remain):
+			s.queued = true
+			return false
+		}
+		s.osf = nil // this connection cannot: read and send the pieces
 	}
 	room := min(int64(servePiece), s.remain, int64(c.m.sendLimit()-c.SendLen()))
 	if room <= 0 {

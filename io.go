@@ -288,11 +288,28 @@ func (m *Manager) write(c *Conn) {
 		m.writeTLS(c)
 		return
 	}
-	for c.send.Len() > 0 && c.flags&(fWritable|fClosing) == fWritable {
-		n, err := c.sock.Write(c.send.Bytes())
+	for c.flags&(fWritable|fClosing) == fWritable {
+		limit := c.send.Len()
+		if c.file != nil {
+			limit = c.file.at // what was queued before the file goes first
+			if limit == 0 {
+				if !m.writeFile(c) {
+					return
+				}
+				continue
+			}
+		}
+		if limit == 0 {
+			return
+		}
+		p := c.send.Bytes()[:limit]
+		n, err := c.sock.Write(p)
 		if n > 0 {
-			m.wrote(c, c.send.Bytes()[:n])
+			m.wrote(c, p[:n])
 			c.send.Consume(n)
+			if c.file != nil {
+				c.file.at -= n
+			}
 			m.dispatch(c, EvWrite, n)
 		}
 		if err != nil {
@@ -320,7 +337,7 @@ func (m *Manager) writeFailed(c *Conn, err error) {
 
 // flushed reports whether everything queued has reached the OS.
 func (c *Conn) flushed() bool {
-	if c.send.Len() > 0 || (c.tls != nil && c.tls.pending() > 0) {
+	if c.send.Len() > 0 || c.file != nil || (c.tls != nil && c.tls.pending() > 0) {
 		return false
 	}
 	return c.sock == nil || c.sock.Buffered() == 0
@@ -341,7 +358,7 @@ func (m *Manager) finishIteration() {
 			continue
 		}
 		if c.flags&fClosing == 0 && c.sock != nil && c.flags&(fListening|fConnecting|fUDP) == 0 {
-			if c.flags&fWritable != 0 && (c.send.Len() > 0 || (c.tls != nil && c.tls.pending() > 0)) {
+			if c.flags&fWritable != 0 && (c.send.Len() > 0 || c.file != nil || (c.tls != nil && c.tls.pending() > 0)) {
 				m.write(c)
 			}
 			if c.flags&(fDraining|fWriteShut) == fDraining {
@@ -438,13 +455,13 @@ func (m *Manager) hasWork(c *Conn) bool {
 		return true
 	}
 	return c.flags&fWritable != 0 && (c.send.Len() > 0 && (c.tls == nil || c.tls.established) ||
-		c.tls != nil && c.tls.pending() > 0)
+		c.file != nil || c.tls != nil && c.tls.pending() > 0)
 }
 
 // drain moves a draining connection towards its close: once everything is
 // out, TLS says close_notify, then FIN; the close follows the peer's EOF.
 func (m *Manager) drain(c *Conn) {
-	if c.send.Len() > 0 || (c.hold != nil && c.hold(c)) {
+	if c.send.Len() > 0 || c.file != nil || (c.hold != nil && c.hold(c)) {
 		return
 	}
 	if f := c.tls; f != nil {

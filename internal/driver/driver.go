@@ -21,6 +21,7 @@ package driver
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"time"
 )
 
@@ -109,3 +110,11 @@ func New(name string) (Driver, error) {
 
 // Names lists the drivers available on this platform, the default first.
 func Names() []string { return available }
+
+// FileSender is implemented by sockets that can send a file's bytes without
+// copying them through user space (the epoll driver, with sendfile(2)).
+type FileSender interface {
+	// SendFile sends up to n bytes of f from offset off; it returns the
+	// bytes sent, and ErrWouldBlock when the socket is full.
+	SendFile(f *os.File, off int64, n int) (int, error)
+}

@@ -414,3 +414,30 @@ func interfaceIndex(name string) (int, error) {
 	}
 	return ifi.Index, nil
 }
+
+func (s *esock) SendFile(f *os.File, off int64, n int) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var sent int
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		for {
+			o := off
+			sent, serr = unix.Sendfile(s.fd, int(fd), &o, n)
+			if serr != unix.EINTR {
+				return
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case serr == unix.EAGAIN:
+		return max(sent, 0), ErrWouldBlock
+	case serr != nil:
+		return 0, os.NewSyscallError("sendfile", serr)
+	}
+	return sent, nil
+}
