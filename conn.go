@@ -36,8 +36,12 @@ type Conn struct {
 
 	deadline     int64 // connect, handshake or drain deadline (Manager clock), 0 if none
 	deadlineKind deadlineKind
-	lastIO       int64 // for IdleTimeout
-	queued       int64 // bytes accepted by Send, ever
+	// wakeAt is when the protocol handler has a timeout to check (Manager
+	// clock), 0 if none: the connection is made active then, and its
+	// EvPoll of that iteration checks. See wakeProtoAt.
+	wakeAt int64
+	lastIO int64 // for IdleTimeout
+	queued int64 // bytes accepted by Send, ever
 
 	// onShutdown, when a protocol sets it, is Shutdown's way to ask the
 	// connection to finish gracefully (instead of Drain).
@@ -75,6 +79,7 @@ const (
 	fFailed                           // closing because of an error: no goodbye
 	fClosed                           // EvClose delivered
 	fActive                           // on the Manager's active list
+	fSwallow                          // the protocol handler consumed this event: the user's handler does not see it
 )
 
 type deadlineKind uint8
@@ -241,6 +246,10 @@ func (m *Manager) dispatch(c *Conn, ev Event, data any) {
 	}
 	if c.proto != nil {
 		c.proto(c, ev, data)
+		if c.flags&fSwallow != 0 {
+			c.flags &^= fSwallow
+			return
+		}
 		if c.flags&fFailed != 0 && ev != EvError && ev != EvClose {
 			return // the protocol failed the connection: only EvClose follows
 		}
@@ -268,6 +277,17 @@ func (m *Manager) failLater(c *Conn, err error) {
 	c.pendingErr = err
 	m.markActive(c)
 	m.busy = true
+}
+
+// wakeProtoAt asks for the connection to be looked at (EvPoll delivered in
+// an iteration that does not wait past at) when its protocol has a timeout
+// to check then. The earliest request wins; the handler checks its own
+// clocks on EvPoll and asks again for the next one.
+func (c *Conn) wakeProtoAt(at int64) {
+	if c.wakeAt == 0 || at < c.wakeAt {
+		c.wakeAt = at
+	}
+	c.m.deadlineAt(at)
 }
 
 // finishClose releases everything the connection holds and sends EvClose.

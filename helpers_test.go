@@ -362,6 +362,16 @@ const (
 	// A read issued after a reset arrived may see EOF instead of
 	// WSAECONNRESET.
 	wineResetAsEOF = "Wine 8 may report a reset that arrived before the read as EOF"
+	// NtSetInformationFile(FileDispositionInformationEx), the POSIX-semantics
+	// delete Go's os.RemoveAll uses for a directory's entries, is
+	// STATUS_NOT_IMPLEMENTED in Wine 8 and Go does not fall back on that
+	// status: removing a non-empty directory (t.TempDir's cleanup) fails
+	// with "unlinkat ...: Invalid function". os.Remove (DeleteFileW,
+	// RemoveDirectoryW) works.
+	wineNoPosixDelete = "Wine 8 lacks FileDispositionInformationEx: os.RemoveAll of a non-empty directory fails with \"Invalid function\""
+	// CreateSymbolicLinkW is a stub in Wine 8: os.Symlink reports success
+	// and creates nothing.
+	wineNoSymlinks = "Wine 8's CreateSymbolicLinkW is a stub: os.Symlink succeeds without creating the link"
 )
 
 // skipOnWine skips a test that depends on something Wine lacks.

@@ -121,6 +121,7 @@ type httpState struct {
 	isHead    bool               // the current request is HEAD: replies carry no body
 	replied   bool               // a reply helper completed the current response
 	resume    bool               // a deferred reply completed: parse what is queued
+	upgraded  bool               // WSUpgrade took the connection: no more HTTP
 	pump      func(c *Conn) bool // produces the rest of a long body; true when done
 	access    *HTTPAccess        // the request being answered, with AccessLog
 	start     time.Time          // with AccessLog: when the request was complete
@@ -169,17 +170,24 @@ func (m *Manager) HTTPConnect(url string, fn Handler) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &httpState{client: true, host: c.serverName, path: "/"}
 	if ep, err := parseURL(url); err == nil {
-		h.path = ep.path
-		if ep.port != defaultPorts[ep.scheme] {
-			h.host = ep.hostPort()
-		} else if ep.addr.Is6() {
-			h.host = "[" + ep.host + "]"
-		}
+		c.pstate = newHTTPClientState(c, ep)
+	} else {
+		c.pstate = &httpState{client: true, host: c.serverName, path: "/"}
 	}
-	c.pstate = h
 	return c, nil
+}
+
+// newHTTPClientState is a client's HTTP state: the Host header and default
+// request target from its URL.
+func newHTTPClientState(c *Conn, ep *endpoint) *httpState {
+	h := &httpState{client: true, host: c.serverName, path: ep.path}
+	if ep.port != defaultPorts[ep.scheme] {
+		h.host = ep.hostPort()
+	} else if ep.addr.Is6() {
+		h.host = "[" + ep.host + "]"
+	}
+	return h
 }
 
 // HTTPStreamBody, called on EvHTTPHeaders, asks for the body of this message
@@ -244,7 +252,7 @@ func (h *httpState) waitHead(c *Conn) {
 	}
 	h.headSince = c.m.clock()
 	if t := timeoutNanos(c.m.HTTP.HeaderTimeout, DefaultHTTPHeaderTimeout); t > 0 {
-		c.m.deadlineAt(h.headSince + t)
+		c.wakeProtoAt(h.headSince + t)
 	}
 }
 
@@ -301,7 +309,7 @@ func httpServerShutdown(c *Conn) {
 
 // httpParse turns received bytes into HTTP events until it needs more.
 func (m *Manager) httpParse(c *Conn, h *httpState) {
-	for c.flags&(fClosing|fClosed) == 0 {
+	for c.flags&(fClosing|fClosed) == 0 && !h.upgraded {
 		var more bool
 		switch h.stage {
 		case stHead:
@@ -366,6 +374,10 @@ func (m *Manager) httpHead(c *Conn, h *httpState) bool {
 	h.inHeaders = true
 	m.dispatch(c, EvHTTPHeaders, &h.hm)
 	h.inHeaders = false
+	if h.upgraded { // WSUpgrade from the head: the connection left HTTP
+		c.recv.Consume(n)
+		return false
+	}
 	h.sniffAccess(c, sent)
 	if c.flags&(fClosing|fClosed) != 0 {
 		return false
@@ -543,6 +555,10 @@ func (m *Manager) httpDeliver(c *Conn, h *httpState, size int, body []byte) {
 	sent := c.send.Len()
 	if !discard {
 		m.dispatch(c, EvHTTPMsg, &h.hm)
+		if h.upgraded { // WSUpgrade: the connection left HTTP
+			c.recv.Consume(size)
+			return
+		}
 		h.sniffAccess(c, sent)
 	}
 	c.recv.Consume(size)
@@ -736,7 +752,10 @@ func (m *Manager) httpClientClosed(c *Conn, h *httpState) {
 // usually carries one), extra headers (each line ending in "\r\n"), and the
 // body. It reports false if the connection refused the bytes.
 func HTTPSendRequest(c *Conn, method, target, headers string, body []byte) bool {
-	h := httpOf(c)
+	return httpSendRequest(c, httpOf(c), method, target, headers, body)
+}
+
+func httpSendRequest(c *Conn, h *httpState, method, target, headers string, body []byte) bool {
 	if h == nil || !h.client {
 		return false
 	}

@@ -1017,8 +1017,10 @@ type huUploadStep struct {
 // outside; on both drivers, over one keep-alive connection.
 func TestHTTPUpload(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, drv string) {
+		// The directory before the env, so that its cleanup (and the check
+		// that nothing is left open there) comes after the Manager's.
+		top := fsTempDir(t)
 		e := newEnv(t, drv, false)
-		top := t.TempDir()
 		dir := filepath.Join(top, "up")
 		outside := filepath.Join(top, "outside.txt")
 		huMust(t, os.Mkdir(dir, 0o755))

@@ -412,6 +412,14 @@ func (m *Manager) scanDeadlines() {
 		if c.deadline != 0 {
 			m.deadlineAt(c.deadline)
 		}
+		if c.wakeAt != 0 {
+			if m.now >= c.wakeAt {
+				c.wakeAt = 0
+				m.markActive(c)
+			} else {
+				m.deadlineAt(c.wakeAt)
+			}
+		}
 		if idle > 0 && c.flags&idleExempt == 0 {
 			m.deadlineAt(c.lastIO + idle)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -72,6 +73,8 @@ type Manager struct {
 	HexdumpOutput io.Writer
 	// HTTP holds the HTTP server's and client's limits and timeouts.
 	HTTP HTTPSettings
+	// WS holds the WebSocket servers' and clients' settings.
+	WS WSSettings
 
 	// Resolver resolves host names for Connect (and Listen); nil uses
 	// net.DefaultResolver. Closing a connection cancels its lookup.
@@ -93,6 +96,10 @@ type Manager struct {
 	dueTimers []*Timer
 
 	serveRoots map[string]*cachedRoot // directories HTTPServeDir keeps open
+
+	wsRand *mrand.ChaCha8 // WebSocket clients' masking keys
+	wsOut  []byte         // decompressed WebSocket messages
+	wsComp []byte         // compressed WebSocket messages
 
 	closed         bool
 	shuttingDown   bool // Listen and Connect refuse, as after Close

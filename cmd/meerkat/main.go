@@ -1,9 +1,10 @@
 // Command meerkat puts the Meerkat network library to work: a file and web
-// server, and an HTTP client.
+// server (with a WebSocket hub), an HTTP client and a WebSocket client.
 //
 //	meerkat serve [flags]            serve a directory over HTTP(S)
 //	meerkat get URL [flags]          fetch a URL
 //	meerkat post URL -d DATA [flags] send data to a URL
+//	meerkat ws URL [flags]           talk to a WebSocket server
 //
 // Run "meerkat help" or "meerkat COMMAND --help" for the details.
 package main
@@ -32,13 +33,15 @@ type stdio struct {
 	errIsTTY bool // progress bars only for a terminal
 }
 
-const mainHelp = `meerkat - a small web server and HTTP client, built on the Meerkat library
+const mainHelp = `meerkat - a small web server, HTTP client and WebSocket client, built on the
+Meerkat library
 
 Usage:
   meerkat serve [--listen URL]... [--root DIR] [--upload] [--auth USER:PASS]
-                [--cors] [--cert FILE --key FILE] [-v LEVEL]
+                [--cors] [--ws PATH] [--cert FILE --key FILE] [-v LEVEL]
   meerkat get URL [-H 'Name: value']... [-o FILE] [-i] [--insecure]
   meerkat post URL -d DATA|@FILE [-H 'Name: value']... [-o FILE] [-i] [--insecure]
+  meerkat ws URL [-b] [-H 'Name: value']... [--subprotocol P] [--insecure]
   meerkat help [COMMAND]
 
 Commands:
@@ -46,12 +49,15 @@ Commands:
           Without flags: the current directory on http://localhost:8000.
   get     Fetch a URL and write the body to standard output or a file.
   post    Send data to a URL with POST and write the response body.
+  ws      Open a WebSocket: standard input lines go out as messages,
+          messages received are written to standard output.
 
 Exit status:
   0  success
   1  a network, TLS or local error
   2  a bad command line
   4  the server answered with an HTTP status of 400 or more (get, post)
+  (ws: 0 after a normal close, 1 otherwise)
 
 Run "meerkat COMMAND --help" for a command's flags.
 `
@@ -79,6 +85,8 @@ func run(ctx context.Context, args []string, std stdio) int {
 		return runFetch(ctx, "GET", rest, std)
 	case "post":
 		return runFetch(ctx, "POST", rest, std)
+	case "ws":
+		return runWS(ctx, rest, std)
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 && rest[0] != "help" {
 			return run(ctx, []string{rest[0], "--help"}, std)

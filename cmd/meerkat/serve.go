@@ -33,6 +33,10 @@ With --upload, files can be added to the root: PUT /path/NAME (any size,
 streamed), a multipart/form-data POST (as an HTML form sends; up to 64 MiB),
 or POST /?file=NAME&offset=N with a raw body (a file sent in parts).
 
+With --ws PATH, PATH is a WebSocket broadcast hub: every message a client
+sends there goes to every other client connected to it. A plain GET of PATH
+shows a small page that uses it (open it in two browser tabs).
+
 One access-log line per request goes to standard output. SIGINT or SIGTERM
 lets responses in flight finish, then exits with status 0.
 
@@ -59,6 +63,7 @@ type server struct {
 	pass   string
 	cors   bool
 	opts   meerkat.HTTPServeOptions
+	hub    *hub // with --ws
 	std    stdio
 	log    *slog.Logger
 }
@@ -74,6 +79,7 @@ func runServe(ctx context.Context, args []string, std stdio) int {
 	cors := fs.Bool("cors", false, "allow cross-origin requests (Access-Control-Allow-Origin: *)")
 	certFile := fs.String("cert", "", "TLS certificate `FILE` (PEM) for https:// listeners")
 	keyFile := fs.String("key", "", "TLS private key `FILE` (PEM) for https:// listeners")
+	wsPath := fs.String("ws", "", "a WebSocket broadcast hub at `PATH` (and its demo page)")
 	level := fs.String("v", "info", "log `LEVEL`: error, warn, info or debug")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), serveHelp)
@@ -124,6 +130,13 @@ func runServe(ctx context.Context, args []string, std stdio) int {
 			return exitUsage
 		}
 	}
+	if *wsPath != "" {
+		if !strings.HasPrefix(*wsPath, "/") || strings.ContainsAny(*wsPath, "?# ") {
+			fmt.Fprintf(std.err, "meerkat serve: --ws wants a path such as /ws, got %q\n", *wsPath)
+			return exitUsage
+		}
+		s.hub = &hub{path: *wsPath, conns: map[*meerkat.Conn]struct{}{}, s: s}
+	}
 	s.opts = meerkat.HTTPServeOptions{RootDir: abs}
 	if s.cors {
 		s.opts.ExtraHeaders = "Access-Control-Allow-Origin: *\r\n"
@@ -157,7 +170,12 @@ func runServe(ctx context.Context, args []string, std stdio) int {
 			fmt.Fprintf(std.err, "meerkat serve: %v\n", err)
 			return exitFailure
 		}
-		fmt.Fprintf(std.out, "meerkat: serving %s on %s\n", abs, listenedURL(u, l))
+		at := listenedURL(u, l)
+		fmt.Fprintf(std.out, "meerkat: serving %s on %s\n", abs, at)
+		if s.hub != nil {
+			ws := "ws" + strings.TrimPrefix(strings.TrimSuffix(at, "/"), "http")
+			fmt.Fprintf(std.out, "meerkat: WebSocket hub on %s%s (demo page: %s%s)\n", ws, s.hub.path, strings.TrimSuffix(at, "/"), s.hub.path)
+		}
 	}
 	if err := mgr.Run(ctx); err != nil && err != context.DeadlineExceeded {
 		fmt.Fprintf(std.err, "meerkat serve: %v\n", err)
@@ -205,9 +223,14 @@ func (s *server) handle(c *meerkat.Conn, ev meerkat.Event, data any) {
 		s.putChunk(c, data.(*meerkat.HTTPMessage))
 	case meerkat.EvHTTPMsg:
 		s.request(c, data.(*meerkat.HTTPMessage))
+	case meerkat.EvWSOpen, meerkat.EvWSMsg:
+		s.hub.event(c, ev, data)
 	case meerkat.EvClose:
 		if u, ok := c.UserData.(*putUpload); ok { // a PUT cut short
 			u.abort()
+		}
+		if s.hub != nil {
+			s.hub.event(c, ev, data)
 		}
 	}
 }
@@ -233,6 +256,7 @@ func (s *server) request(c *meerkat.Conn, hm *meerkat.HTTPMessage) {
 		meerkat.HTTPReply(c, 204, "Access-Control-Allow-Origin: *\r\n"+
 			"Access-Control-Allow-Methods: GET, HEAD, POST, PUT, OPTIONS\r\n"+
 			"Access-Control-Allow-Headers: *\r\nAccess-Control-Max-Age: 86400\r\n", "")
+	case s.hub.request(c, hm):
 	case s.upload && method == "PUT":
 		s.finishPut(c)
 	case s.upload && method == "POST":

@@ -104,6 +104,28 @@ func (m *Message) Header(name string) []byte {
 	return nil
 }
 
+// HasToken reports whether any field called name holds token as one of its
+// comma-separated items (both compared case-insensitively), as Connection
+// and Upgrade fields list theirs.
+func (m *Message) HasToken(name, token string) bool {
+	for i := range m.Headers {
+		if !equalFold(m.Headers[i].Name, name) {
+			continue
+		}
+		found := false
+		eachItem(m.Headers[i].Value, func(item []byte) error {
+			if equalFold(item, token) {
+				found = true
+			}
+			return nil
+		})
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
 // reset empties m for reuse, keeping its Headers array.
 func (m *Message) reset() {
 	h := m.Headers[:0]
