@@ -131,6 +131,7 @@ type httpState struct {
 	// Client side.
 	host    string   // Host header for requests
 	path    string   // the URL's path and query, the default request target
+	wrapErr error    // wraps the client's failures (ErrWSHandshake during a handshake)
 	methods []string // methods of requests sent and not yet answered
 }
 
@@ -560,6 +561,17 @@ func (m *Manager) httpDeliver(c *Conn, h *httpState, size int, body []byte) {
 			return
 		}
 		h.sniffAccess(c, sent)
+		if !h.client && h.pump == nil && !h.chunking && !h.replied && c.send.Len() == sent && size > 0 {
+			// The reply comes later (see below), and may need the head
+			// (WSUpgrade does): hm now views a copy, as Recv moves on.
+			h.head = append(h.head[:0], c.recv.Bytes()[:h.headLen]...)
+			h.parseHead(c, h.head)
+			h.hm.fill(h.head, len(h.head))
+			h.headLen = 0
+			c.recv.Consume(size)
+			h.stage, h.stream, h.discard = stWait, false, false
+			return
+		}
 	}
 	c.recv.Consume(size)
 	h.stage, h.headLen, h.stream, h.discard, h.head = stHead, 0, false, false, h.head[:0]
@@ -688,7 +700,7 @@ func httpResponseDone(c *Conn) {
 // status and closes; a client fails.
 func (m *Manager) httpBad(c *Conn, h *httpState, err error) {
 	if h.client {
-		m.fail(c, err)
+		m.fail(c, h.clientErr(err))
 		return
 	}
 	status, reason := 400, err.Error()
@@ -707,10 +719,19 @@ func (m *Manager) httpTooLarge(c *Conn, h *httpState, size int64) {
 		case h.hm.wire.Framing == httpwire.Chunked:
 			what = "chunked body"
 		}
-		m.fail(c, fmt.Errorf("http: response %s exceeds RecvLimit (%d bytes); stream it with HTTPStreamBody", what, m.recvLimit()))
+		m.fail(c, h.clientErr(fmt.Errorf("http: response %s exceeds RecvLimit (%d bytes); stream it with HTTPStreamBody", what, m.recvLimit())))
 		return
 	}
 	httpReject(c, h, 413, "request body larger than the receive buffer")
+}
+
+// clientErr is err as a client reports it: wrapped in wrapErr when set (a
+// WebSocket handshake's response is ErrWSHandshake's business).
+func (h *httpState) clientErr(err error) error {
+	if h.wrapErr != nil {
+		return fmt.Errorf("%w: %w", h.wrapErr, err)
+	}
+	return err
 }
 
 // httpReject answers a request the server will not process, then closes:

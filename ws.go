@@ -373,6 +373,7 @@ func (m *Manager) WSConnectOpts(url string, opts *WSOptions, fn Handler) (*Conn,
 	var k [16]byte
 	rand.Read(k[:])
 	ws := &wsState{client: true, hs: newHTTPClientState(c, ep), key: base64.StdEncoding.EncodeToString(k[:]), opts: opts}
+	ws.hs.wrapErr = ErrWSHandshake
 	ws.rd.MaxMessage = uint64(m.wsMaxMessage())
 	c.pstate = ws
 	c.onShutdown = wsShutdown
@@ -394,6 +395,7 @@ func wsClientProto(c *Conn, ev Event, data any) {
 	case EvRead:
 		c.m.httpParse(c, ws.hs)
 		if ws.hs == nil { // upgraded: frames may have come with the 101
+			ws.lastRecv = c.m.now
 			ws.parse(c)
 		}
 	case EvHTTPHeaders:
@@ -493,6 +495,9 @@ func wsProto(c *Conn, ev Event, _ any) {
 	}
 	switch ev {
 	case EvRead:
+		// Any byte shows the peer alive, also in the middle of a long
+		// frame, which no pong can interrupt.
+		ws.lastRecv = c.m.now
 		ws.parse(c)
 	case EvPoll:
 		if ws.resume {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,6 +29,11 @@ const maxEvents = 512
 
 type epollDriver struct {
 	epfd    int
+	epf     *os.File        // epfd, registered with the Go runtime's poller
+	eprc    syscall.RawConn // epf's, to wait for events without holding a thread
+	waitFn  func(uintptr) bool // d.pollReady, bound once: Wait allocates nothing
+	n       int                // pollReady's results
+	err     error
 	evfd    int
 	events  []unix.EpollEvent
 	socks   []*esock // indexed by descriptor
@@ -69,12 +75,35 @@ func newEpoll() (Driver, error) {
 		unix.Close(epfd)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	return &epollDriver{
+	// Waiting is done by the Go runtime's poller, on which the epoll
+	// descriptor itself is readable when events are ready: the Poll
+	// goroutine parks like any goroutine blocked on the network instead of
+	// sitting in epoll_wait on a thread that keeps its P, so that other
+	// goroutines (TLS handshakes, the application's) run at once, even with
+	// GOMAXPROCS=1, instead of after sysmon takes the P back (20 us to
+	// 10 ms).
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(evfd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	epf := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := epf.SyscallConn()
+	if err != nil {
+		unix.Close(evfd)
+		epf.Close()
+		return nil, err
+	}
+	d := &epollDriver{
 		epfd:    epfd,
+		epf:     epf,
+		eprc:    rc,
 		evfd:    evfd,
 		events:  make([]unix.EpollEvent, maxEvents),
 		backlog: listenBacklog(),
-	}, nil
+	}
+	d.waitFn = d.pollReady
+	return d, nil
 }
 
 // listenBacklog is the kernel's limit, as the net package uses.
@@ -173,16 +202,19 @@ func (d *epollDriver) Dial(network string, addr netip.AddrPort) (Socket, error) 
 }
 
 func (d *epollDriver) Wait(timeout time.Duration, ready func(tok any, r Readiness)) error {
-	msec := 0
-	if timeout > 0 {
-		// Round up: a timer due in 0.3 ms must not make the loop spin.
-		msec = int((timeout + time.Millisecond - 1) / time.Millisecond)
-	}
-	n, err := unix.EpollWait(d.epfd, d.events, msec)
-	if err != nil {
-		if err == unix.EINTR {
-			return nil
+	n, err := d.poll()
+	if err == nil && n == 0 && timeout > 0 {
+		// Nothing ready: park until the epoll descriptor is readable or
+		// the timeout passes. Read calls the function again whenever the
+		// runtime's poller says so; false means "wait again".
+		d.epf.SetReadDeadline(time.Now().Add(timeout))
+		rerr := d.eprc.Read(d.waitFn)
+		if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+			return rerr
 		}
+		n, err = d.n, d.err
+	}
+	if err != nil {
 		return os.NewSyscallError("epoll_wait", err)
 	}
 	for i := range n {
@@ -227,9 +259,26 @@ func (d *epollDriver) Wake() {
 	}
 }
 
+// pollReady is the eprc.Read callback: it polls, and reports whether to
+// stop waiting.
+func (d *epollDriver) pollReady(uintptr) bool {
+	d.n, d.err = d.poll()
+	return d.n != 0 || d.err != nil
+}
+
+// poll takes the events ready now, without waiting.
+func (d *epollDriver) poll() (int, error) {
+	for {
+		n, err := unix.EpollWait(d.epfd, d.events, 0)
+		if err != unix.EINTR {
+			return max(n, 0), err
+		}
+	}
+}
+
 func (d *epollDriver) Close() error {
 	unix.Close(d.evfd)
-	return unix.Close(d.epfd)
+	return d.epf.Close()
 }
 
 func (s *esock) Start(tok any) error {
