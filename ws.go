@@ -136,6 +136,7 @@ type wsState struct {
 	closeRecv bool  // the peer's close frame arrived
 	ignore    bool  // input is discarded (after the peer's close, or a violation)
 	closeBy   int64 // when our close frame must be answered by (Manager clock)
+	closeEnd  int64 // c.queued just after our close frame
 	resume    bool  // bytes that followed the upgrade request wait in Recv
 
 	lastRecv int64 // when the last frame arrived (Manager clock)
@@ -744,6 +745,7 @@ func (ws *wsState) writeClose(c *Conn, p []byte) bool {
 		return false
 	}
 	ws.closeSent = true
+	ws.closeEnd = c.queued
 	if !ws.closeRecv {
 		ws.closeBy = c.m.clock() + timeoutNanos(c.m.WS.CloseTimeout, DefaultWSCloseTimeout)
 		c.wakeProtoAt(ws.closeBy)
@@ -759,6 +761,13 @@ func (ws *wsState) timers(c *Conn) {
 	}
 	if ws.closeBy != 0 {
 		if m.now >= ws.closeBy {
+			if c.queued-int64(c.send.Len()) < ws.closeEnd {
+				// Our close frame still waits behind data the peer is slow
+				// to take: the wait for its answer starts once it is sent.
+				ws.closeBy = m.now + timeoutNanos(m.WS.CloseTimeout, DefaultWSCloseTimeout)
+				c.wakeProtoAt(ws.closeBy)
+				return
+			}
 			ws.closeBy = 0
 			m.fail(c, ErrWSCloseTimeout)
 		}
