@@ -38,7 +38,7 @@ var wsiNodeInstall sync.Mutex
 func wsiNodeModules(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
-		wsiMissing(t, "node is not installed (.ci/run installs the nodejs and npm packages and ws@" + wsiNodeWS + "): " + err.Error())
+		wsiMissing(t, "node is not installed (.ci/run installs the nodejs and npm packages and ws@"+wsiNodeWS+"): "+err.Error())
 	}
 	has := func(dir string) bool {
 		b, err := os.ReadFile(filepath.Join(dir, "ws", "package.json"))
@@ -61,7 +61,7 @@ func wsiNodeModules(t *testing.T) string {
 		return filepath.Join(final, "node_modules")
 	}
 	if _, err := exec.LookPath("npm"); err != nil {
-		wsiMissing(t, "npm is not installed and ws@" + wsiNodeWS + " is not in $TOOLS_DIR (.ci/run installs both): " + err.Error())
+		wsiMissing(t, "npm is not installed and ws@"+wsiNodeWS+" is not in $TOOLS_DIR (.ci/run installs both): "+err.Error())
 	}
 	// Install beside the final place and rename, so that concurrent test
 	// processes never see a half-installed package.
