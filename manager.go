@@ -75,6 +75,8 @@ type Manager struct {
 	HTTP HTTPSettings
 	// WS holds the WebSocket servers' and clients' settings.
 	WS WSSettings
+	// MQTT holds the MQTT broker's settings (MQTTListen).
+	MQTT MQTTBrokerSettings
 
 	// Resolver resolves host names for Connect (and Listen); nil uses
 	// net.DefaultResolver. Closing a connection cancels its lookup.
@@ -97,6 +99,7 @@ type Manager struct {
 
 	serveRoots map[string]*cachedRoot // directories HTTPServeDir keeps open
 
+	broker *mqttBroker    // MQTTListen's sessions and retained messages
 	wsRand *mrand.ChaCha8 // WebSocket clients' masking keys
 	wsOut  []byte         // decompressed WebSocket messages
 	wsComp []byte         // compressed WebSocket messages
