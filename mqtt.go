@@ -432,8 +432,8 @@ func (s *mqttState) connAck(c *Conn, p *mqttpkt.Packet) {
 			"conn", c.id, "count", len(s.sess.inflight))
 		s.sess.inflight, s.sess.order = nil, nil
 	}
-	m.dispatch(c, EvMQTTOpen, 0)
-	// A kept session: what was not acknowledged goes out again, in order.
+	// A kept session: what was not acknowledged goes out again, in order,
+	// before anything the handler sends on EvMQTTOpen.
 	for _, id := range s.sess.order {
 		if o := s.sess.inflight[id]; o != nil {
 			o.sent = false
@@ -441,6 +441,7 @@ func (s *mqttState) connAck(c *Conn, p *mqttpkt.Packet) {
 		}
 	}
 	s.flushInflight(c)
+	m.dispatch(c, EvMQTTOpen, 0)
 }
 
 // flushInflight sends in-flight messages not yet on this connection, up
@@ -676,6 +677,5 @@ func MQTTDisconnect(c *Conn, opts *MQTTOptions) {
 		p.ReasonCode, p.Props = opts.ReasonCode, opts.Props
 	}
 	s.send(c, &p)
-	s.open = false // no keepalive any more
-	c.Drain()
+	c.Drain() // (no keepalive while draining)
 }

@@ -5,6 +5,7 @@
 //	meerkat get URL [flags]          fetch a URL
 //	meerkat post URL -d DATA [flags] send data to a URL
 //	meerkat ws URL [flags]           talk to a WebSocket server
+//	meerkat mqtt broker|pub|sub      an MQTT broker and client
 //
 // Run "meerkat help" or "meerkat COMMAND --help" for the details.
 package main
@@ -33,8 +34,8 @@ type stdio struct {
 	errIsTTY bool // progress bars only for a terminal
 }
 
-const mainHelp = `meerkat - a small web server, HTTP client and WebSocket client, built on the
-Meerkat library
+const mainHelp = `meerkat - a small web server, HTTP and WebSocket client, MQTT broker and
+client, built on the Meerkat library
 
 Usage:
   meerkat serve [--listen URL]... [--root DIR] [--upload] [--auth USER:PASS]
@@ -42,6 +43,9 @@ Usage:
   meerkat get URL [-H 'Name: value']... [-o FILE] [-i] [--insecure]
   meerkat post URL -d DATA|@FILE [-H 'Name: value']... [-o FILE] [-i] [--insecure]
   meerkat ws URL [-b] [-H 'Name: value']... [--subprotocol P] [--insecure]
+  meerkat mqtt broker [--listen URL]...
+  meerkat mqtt pub URL -t TOPIC -m MESSAGE [-q QOS] [-r] [-u USER -P PASS] [-V 4|5]
+  meerkat mqtt sub URL -t FILTER... [-q QOS] [-C COUNT] [-u USER -P PASS] [-V 4|5]
   meerkat help [COMMAND]
 
 Commands:
@@ -51,13 +55,14 @@ Commands:
   post    Send data to a URL with POST and write the response body.
   ws      Open a WebSocket: standard input lines go out as messages,
           messages received are written to standard output.
+  mqtt    Run an MQTT broker, publish a message, or print subscribed ones.
 
 Exit status:
   0  success
   1  a network, TLS or local error
   2  a bad command line
   4  the server answered with an HTTP status of 400 or more (get, post)
-  (ws: 0 after a normal close, 1 otherwise)
+  (ws: 0 after a normal close, 1 otherwise; mqtt: 0, 1 or 2)
 
 Run "meerkat COMMAND --help" for a command's flags.
 `
@@ -87,6 +92,8 @@ func run(ctx context.Context, args []string, std stdio) int {
 		return runFetch(ctx, "POST", rest, std)
 	case "ws":
 		return runWS(ctx, rest, std)
+	case "mqtt":
+		return runMQTT(ctx, rest, std)
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 && rest[0] != "help" {
 			return run(ctx, []string{rest[0], "--help"}, std)
