@@ -150,12 +150,12 @@ type mqttState struct {
 	in        mqttpkt.Packet
 	msg       MQTTMessage
 	out       mqttpkt.Packet
-	open      bool   // CONNACK accepted
-	recvMax   int    // the broker's Receive Maximum (MQTT 5), 65535 otherwise
-	maxPacket int    // the broker's Maximum Packet Size, 0 if none
-	keepalive int64  // nanoseconds, 0 if none
-	lastSent  int64  // Manager clock
-	pingSent  int64  // an unanswered PINGREQ went out then, 0 if none
+	open      bool  // CONNACK accepted
+	recvMax   int   // the broker's Receive Maximum (MQTT 5), 65535 otherwise
+	maxPacket int   // the broker's Maximum Packet Size, 0 if none
+	keepalive int64 // nanoseconds, 0 if none
+	lastSent  int64 // Manager clock
+	pingSent  int64 // an unanswered PINGREQ went out then, 0 if none
 	qos2      map[uint16]bool
 	buf       []byte // encoding space
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/meerkat-net/meerkat/internal/mqttpkt"
@@ -32,6 +34,9 @@ type MQTTBrokerSettings struct {
 	// ConnectTimeout bounds the wait for CONNECT on a new connection (10 s
 	// when 0).
 	ConnectTimeout time.Duration
+	// TopicAliasMaximum is how many topic aliases an MQTT 5 client may set
+	// up on a connection (16 when 0; negative: none).
+	TopicAliasMaximum int
 }
 
 // MQTTBrokerStats are counters of a Manager's broker.
@@ -67,7 +72,8 @@ type mqttBroker struct {
 	retained map[string]*bMsg
 	stats    MQTTBrokerStats
 	buf      []byte
-	nextScan int64 // session expiry and delayed wills: next time to look, 0 if none
+	shareRR  map[string]uint // shared subscription groups: the next member's turn
+	nextScan int64           // session expiry and delayed wills: next time to look, 0 if none
 }
 
 // bSession is a client's session.
@@ -89,7 +95,8 @@ type bSession struct {
 }
 
 type bSub struct {
-	filter            []byte
+	share             string // "$share/GROUP/FILTER" for a shared subscription, else ""
+	filter            []byte // the filter (without "$share/GROUP/")
 	qos               byte
 	noLocal           bool
 	retainAsPublished bool
@@ -127,9 +134,9 @@ type bConn struct {
 	msg       MQTTMessage
 	keepalive int64 // 1.5x the client's, ns; 0 if none
 	lastRecv  int64
-	since     int64 // accepted then (Manager clock), until CONNECT
-	graceful  bool  // DISCONNECT received: no will
-	inflight  int   // QoS 2 from the client not yet released (Receive Maximum)
+	since     int64             // accepted then (Manager clock), until CONNECT
+	graceful  bool              // DISCONNECT received: no will
+	aliases   map[uint16][]byte // MQTT 5 topic aliases the client set up
 }
 
 func (m *Manager) mqttBroker() *mqttBroker {
@@ -456,8 +463,7 @@ func (b *mqttBroker) connect(c *Conn, bc *bConn, p *mqttpkt.Packet) {
 	if bc.version == mqttpkt.Version5 {
 		ack.Props.SetReceiveMaximum(uint16(b.receiveMax(m)))
 		ack.Props.SetMaximumPacketSize(uint32(m.recvLimit()))
-		ack.Props.SetSharedSubAvailable(0)
-		ack.Props.SetTopicAliasMaximum(0)
+		ack.Props.SetTopicAliasMaximum(uint16(b.aliasMax(m)))
 		if assigned {
 			ack.Props.AssignedClientID = []byte(clientID)
 		}
@@ -471,6 +477,10 @@ func (b *mqttBroker) connect(c *Conn, bc *bConn, p *mqttpkt.Packet) {
 }
 
 func (b *mqttBroker) receiveMax(m *Manager) int { return orDefault(m.MQTT.ReceiveMaximum, 100) }
+
+func (b *mqttBroker) aliasMax(m *Manager) int {
+	return min(max(orDefault(m.MQTT.TopicAliasMaximum, 16), 0), 65535)
+}
 
 func clone(p []byte) []byte {
 	if p == nil {
@@ -499,6 +509,24 @@ func cloneProps(p *MQTTProperties) MQTTProperties {
 func (b *mqttBroker) publish(c *Conn, bc *bConn, p *mqttpkt.Packet) {
 	m := c.m
 	s := bc.sess
+	if alias, ok := p.Props.TopicAlias(); ok && bc.version == mqttpkt.Version5 {
+		if alias == 0 || int(alias) > b.aliasMax(m) {
+			bc.violation(c, &mqttpkt.Error{Code: mqttpkt.TopicAliasInvalid, Reason: "topic alias out of range"})
+			return
+		}
+		if len(p.Topic) > 0 {
+			if bc.aliases == nil {
+				bc.aliases = map[uint16][]byte{}
+			}
+			bc.aliases[alias] = append(bc.aliases[alias][:0], p.Topic...)
+		} else if t, ok := bc.aliases[alias]; ok {
+			p.Topic = t
+			bc.msg.Topic = t
+		} else {
+			bc.violation(c, &mqttpkt.Error{Code: mqttpkt.ProtocolError, Reason: "topic alias never set"})
+			return
+		}
+	}
 	b.stats.Received++
 	allowed := m.MQTT.Authorize == nil || m.MQTT.Authorize(c, s.id, p.Topic, true)
 	if p.QoS == 2 && s.qos2in[p.PacketID] {
@@ -544,11 +572,19 @@ func (b *mqttBroker) route(m *Manager, msg *bMsg) {
 			b.retained[string(msg.topic)] = msg
 		}
 	}
+	var groups map[string][]*bSession // shared subscriptions matching: their members
 	for _, s := range b.sessions {
 		var best *bSub
 		var ids []uint32
 		for _, sub := range s.subs {
 			if !mqttpkt.Match(sub.filter, msg.topic) || (sub.noLocal && msg.from == s) {
+				continue
+			}
+			if sub.share != "" {
+				if groups == nil {
+					groups = map[string][]*bSession{}
+				}
+				groups[sub.share] = append(groups[sub.share], s)
 				continue
 			}
 			if best == nil || sub.qos > best.qos {
@@ -562,6 +598,29 @@ func (b *mqttBroker) route(m *Manager, msg *bMsg) {
 			continue
 		}
 		b.deliver(m, s, &bDelivery{msg: msg, qos: min(msg.qos, best.qos), retain: msg.retain && best.retainAsPublished, subIDs: ids})
+	}
+	// Each shared subscription group gets the message once: its members
+	// take turns, connected ones first.
+	for share, members := range groups {
+		if b.shareRR == nil {
+			b.shareRR = map[string]uint{}
+		}
+		slices.SortFunc(members, func(x, y *bSession) int { return strings.Compare(x.id, y.id) })
+		turn := b.shareRR[share]
+		b.shareRR[share] = turn + 1
+		pick := members[turn%uint(len(members))]
+		for i := range members {
+			if cand := members[(turn+uint(i))%uint(len(members))]; cand.conn != nil {
+				pick = cand
+				break
+			}
+		}
+		sub := pick.subs[share]
+		var ids []uint32
+		if sub.subID != 0 {
+			ids = []uint32{sub.subID}
+		}
+		b.deliver(m, pick, &bDelivery{msg: msg, qos: min(msg.qos, sub.qos), retain: msg.retain && sub.retainAsPublished, subIDs: ids})
 	}
 }
 
@@ -683,8 +742,6 @@ func (b *mqttBroker) subscribe(c *Conn, bc *bConn, p *mqttpkt.Packet) {
 		switch {
 		case mqttpkt.ValidTopicFilter(rq.Filter) != nil:
 			code = mqttpkt.TopicFilterInvalid
-		case len(rq.Filter) > 7 && string(rq.Filter[:7]) == "$share/":
-			code = mqttpkt.SharedSubsNotSupported
 		case m.MQTT.Authorize != nil && !m.MQTT.Authorize(c, s.id, rq.Filter, false):
 			code = mqttpkt.NotAuthorized
 		}
@@ -697,8 +754,13 @@ func (b *mqttBroker) subscribe(c *Conn, bc *bConn, p *mqttpkt.Packet) {
 		}
 		_, existed := s.subs[string(rq.Filter)]
 		sub := &bSub{filter: clone(rq.Filter), qos: rq.QoS, noLocal: rq.NoLocal, retainAsPublished: rq.RetainAsPublished, subID: subID}
+		if _, filter, shared, _ := mqttpkt.SharedSubscription(rq.Filter); shared {
+			sub.share, sub.filter = string(rq.Filter), clone(filter)
+		}
 		s.subs[string(rq.Filter)] = sub
-		added = append(added, newSub{sub, rq.RetainHandling, existed})
+		if sub.share == "" { // shared subscriptions get no retained messages
+			added = append(added, newSub{sub, rq.RetainHandling, existed})
+		}
 		ack.ReasonCodes = append(ack.ReasonCodes, rq.QoS)
 	}
 	bc.send(c, &ack)
