@@ -158,15 +158,32 @@ type mqttState struct {
 	pingSent  int64 // an unanswered PINGREQ went out then, 0 if none
 	qos2      map[uint16]bool
 	buf       []byte // encoding space
+	ws        bool   // MQTT over WebSocket: packets go in binary messages
+	wsIn      IOBuf  // with ws: the bytes of the messages, not yet decoded
 }
 
 func mqttOf(c *Conn) *mqttState {
-	s, _ := c.pstate.(*mqttState)
-	return s
+	switch st := c.pstate.(type) {
+	case *mqttState:
+		return st
+	case *wsState:
+		s, _ := st.inner.(*mqttState)
+		return s
+	}
+	return nil
+}
+
+// input is where the broker's packets are read from.
+func (s *mqttState) input(c *Conn) *IOBuf {
+	if s.ws {
+		return &s.wsIn
+	}
+	return &c.recv
 }
 
 // MQTTConnect opens an MQTT client connection to an mqtt:// or mqtts://
-// URL (TLS verification on, server name from the URL) with opts (nil:
+// URL, or over WebSocket to a ws:// or wss:// one (subprotocol "mqtt")
+// (TLS verification on, server name from the URL) with opts (nil:
 // MQTT 3.1.1, a random client ID, a clean session, 60 s keepalive). The
 // CONNECT goes out once connected; EvMQTTOpen carries the CONNACK's code (0
 // when accepted; a refusal is then an EvError matching ErrMQTTRefused, and
@@ -178,8 +195,8 @@ func (m *Manager) MQTTConnect(url string, opts *MQTTOptions, fn Handler) (*Conn,
 	if err != nil {
 		return nil, err
 	}
-	if ep.scheme != "mqtt" && ep.scheme != "mqtts" {
-		return nil, fmt.Errorf("%w %q: MQTTConnect needs mqtt:// or mqtts://", ErrBadURL, url)
+	if ep.scheme != "mqtt" && ep.scheme != "mqtts" && ep.scheme != "ws" && ep.scheme != "wss" {
+		return nil, fmt.Errorf("%w %q: MQTTConnect needs mqtt://, mqtts://, ws:// or wss://", ErrBadURL, url)
 	}
 	s := &mqttState{version: mqttpkt.Version311, recvMax: 65535}
 	if opts != nil {
@@ -223,6 +240,19 @@ func (m *Manager) MQTTConnect(url string, opts *MQTTOptions, fn Handler) (*Conn,
 	if _, err := mqttpkt.Append(nil, &s.out, s.version); err != nil {
 		return nil, fmt.Errorf("meerkat: MQTT connect options: %w", err)
 	}
+	if ep.scheme == "ws" || ep.scheme == "wss" {
+		// MQTT over WebSocket: the "mqtt" subprotocol, packets in binary
+		// messages.
+		c, err := m.WSConnectOpts(url, &WSOptions{Subprotocols: []string{"mqtt"}}, fn)
+		if err != nil {
+			return nil, err
+		}
+		s.ws = true
+		wsOf(c).inner = s
+		c.proto = mqttWSClientProto
+		c.onShutdown = mqttShutdown
+		return c, nil
+	}
 	c, err := m.connect(url, fn, mqttClientProto)
 	if err != nil {
 		return nil, err
@@ -230,6 +260,41 @@ func (m *Manager) MQTTConnect(url string, opts *MQTTOptions, fn Handler) (*Conn,
 	c.pstate = s
 	c.onShutdown = mqttShutdown
 	return c, nil
+}
+
+// mqttWSClientProto runs an MQTT client over WebSocket: the WebSocket
+// client underneath, CONNECT once it is open, packets from its messages.
+func mqttWSClientProto(c *Conn, ev Event, data any) {
+	s := mqttOf(c)
+	switch ev {
+	case EvWSOpen:
+		if s != nil {
+			s.connectPacket(&s.out)
+			s.send(c, &s.out)
+		}
+		c.flags |= fSwallow
+		return
+	case EvWSMsg:
+		if s != nil {
+			s.wsIn.append(data.(*WSMessage).Data)
+			s.parse(c)
+		}
+		c.flags |= fSwallow
+		return
+	case EvWSCtl:
+		c.flags |= fSwallow
+		return
+	}
+	wsClientProto(c, ev, data)
+	if s == nil {
+		return
+	}
+	switch ev {
+	case EvPoll:
+		s.timers(c)
+	case EvClose:
+		s.wsIn.reset()
+	}
 }
 
 // connectPacket fills p with the CONNECT for s's options.
@@ -269,11 +334,17 @@ func mqttClientProto(c *Conn, ev Event, data any) {
 	}
 }
 
-// mqttShutdown says goodbye with DISCONNECT, then drains.
+// mqttShutdown says goodbye with DISCONNECT, then drains (over WebSocket,
+// with the close handshake).
 func mqttShutdown(c *Conn) {
-	if s := mqttOf(c); s != nil && s.open {
+	s := mqttOf(c)
+	if s != nil && s.open {
 		s.out = mqttpkt.Packet{Type: mqttpkt.DISCONNECT}
 		s.send(c, &s.out)
+	}
+	if s != nil && s.ws {
+		wsShutdown(c)
+		return
 	}
 	c.Drain()
 }
@@ -295,7 +366,11 @@ func (s *mqttState) send(c *Conn, p *mqttpkt.Packet) bool {
 	if cap(s.buf) > 64<<10 {
 		s.buf = nil
 	}
-	if !c.Send(b) {
+	if s.ws {
+		if WSSend(c, b, WSOpBinary) == 0 {
+			return false
+		}
+	} else if !c.Send(b) {
 		return false
 	}
 	s.lastSent = c.m.clock()
@@ -306,8 +381,9 @@ func (s *mqttState) send(c *Conn, p *mqttpkt.Packet) bool {
 // parse decodes and handles the packets in Recv.
 func (s *mqttState) parse(c *Conn) {
 	m := c.m
+	in := s.input(c)
 	for c.flags&(fClosing|fClosed) == 0 {
-		buf := c.recv.Bytes()
+		buf := in.Bytes()
 		if len(buf) == 0 {
 			return
 		}
@@ -317,11 +393,14 @@ func (s *mqttState) parse(c *Conn) {
 			return
 		}
 		if n == 0 {
+			if in.Len() >= m.recvLimit() {
+				s.protocolError(c, &mqttpkt.Error{Code: mqttpkt.PacketTooLarge, Reason: "packet larger than the receive buffer"})
+			}
 			return
 		}
 		s.pingSent = 0 // anything from the broker shows it alive
 		s.handle(c, &s.in)
-		c.recv.Consume(n)
+		in.Consume(n)
 	}
 }
 
@@ -337,9 +416,14 @@ func (s *mqttState) protocolError(c *Conn, err error) {
 		s.out = mqttpkt.Packet{Type: mqttpkt.DISCONNECT, ReasonCode: code}
 		s.send(c, &s.out)
 	}
-	c.recv.Consume(c.recv.Len())
+	in := s.input(c)
+	in.Consume(in.Len())
 	c.m.dispatch(c, EvError, &MQTTError{Code: code, Reason: err.Error(), kind: ErrMQTTProtocol})
 	c.flags |= fFailed
+	if s.ws {
+		WSClose(c, WSCloseProtocolError, "mqtt protocol violation")
+		return
+	}
 	c.Drain()
 }
 
@@ -677,5 +761,9 @@ func MQTTDisconnect(c *Conn, opts *MQTTOptions) {
 		p.ReasonCode, p.Props = opts.ReasonCode, opts.Props
 	}
 	s.send(c, &p)
+	if s.ws {
+		WSClose(c, WSCloseNormal, "")
+		return
+	}
 	c.Drain() // (no keepalive while draining)
 }

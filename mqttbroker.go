@@ -137,6 +137,16 @@ type bConn struct {
 	since     int64             // accepted then (Manager clock), until CONNECT
 	graceful  bool              // DISCONNECT received: no will
 	aliases   map[uint16][]byte // MQTT 5 topic aliases the client set up
+	ws        bool              // MQTT over WebSocket: packets come in binary messages
+	wsIn      IOBuf             // with ws: the bytes of the messages, not yet decoded
+}
+
+// input is where the client's packets are read from.
+func (bc *bConn) input(c *Conn) *IOBuf {
+	if bc.ws {
+		return &bc.wsIn
+	}
+	return &c.recv
 }
 
 func (m *Manager) mqttBroker() *mqttBroker {
@@ -146,7 +156,9 @@ func (m *Manager) mqttBroker() *mqttBroker {
 	return m.broker
 }
 
-// MQTTListen opens an MQTT broker listener on an mqtt:// or mqtts:// URL.
+// MQTTListen opens an MQTT broker listener on an mqtt:// or mqtts:// URL,
+// or for MQTT over WebSocket a ws:// or wss:// one (requests for any path
+// are upgraded; the "mqtt" subprotocol is chosen when offered).
 // The broker (one per Manager, shared by its listeners) keeps sessions
 // (clean and persistent, with MQTT 5 session expiry), subscriptions with
 // wildcards, retained messages, QoS 0, 1 and 2 end to end, wills (with MQTT
@@ -160,16 +172,83 @@ func (m *Manager) MQTTListen(url string, fn Handler) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ep.scheme != "mqtt" && ep.scheme != "mqtts" {
-		return nil, errors.New("meerkat: MQTTListen needs mqtt:// or mqtts://")
-	}
 	m.mqttBroker()
-	return m.listen(url, fn, mqttBrokerProto)
+	switch ep.scheme {
+	case "mqtt", "mqtts":
+		return m.listen(url, fn, mqttBrokerProto)
+	case "ws", "wss":
+		return m.listen("http"+strings.TrimPrefix(url, "ws"), fn, mqttWSListenProto)
+	}
+	return nil, errors.New("meerkat: MQTTListen needs mqtt://, mqtts://, ws:// or wss://")
 }
 
 func bconnOf(c *Conn) *bConn {
-	s, _ := c.pstate.(*bConn)
-	return s
+	switch st := c.pstate.(type) {
+	case *bConn:
+		return st
+	case *wsState:
+		bc, _ := st.inner.(*bConn)
+		return bc
+	}
+	return nil
+}
+
+// mqttWSListenProto runs an MQTT-over-WebSocket listener's connections
+// until the upgrade: HTTP, whose requests (any path) are upgraded, with
+// the "mqtt" subprotocol when offered.
+func mqttWSListenProto(c *Conn, ev Event, data any) {
+	if c.flags&fListening != 0 {
+		if ev == EvPoll {
+			c.m.broker.housekeeping(c)
+		}
+		return
+	}
+	switch ev {
+	case EvHTTPHeaders:
+		c.flags |= fSwallow
+		return
+	case EvHTTPMsg:
+		hm := data.(*HTTPMessage)
+		extra := ""
+		if hm.wire.HasToken("Sec-WebSocket-Protocol", "mqtt") {
+			extra = "Sec-WebSocket-Protocol: mqtt\r\n"
+		}
+		bc := &bConn{ws: true, since: c.m.clock()}
+		if wsUpgrade(c, hm, extra, mqttWSBrokerProto, bc) {
+			c.wakeProtoAt(bc.since + timeoutNanos(c.m.MQTT.ConnectTimeout, 10*time.Second))
+		}
+		c.flags |= fSwallow
+		return
+	}
+	httpServerProto(c, ev, data)
+}
+
+// mqttWSBrokerProto runs a broker connection over WebSocket.
+func mqttWSBrokerProto(c *Conn, ev Event, data any) {
+	bc := bconnOf(c)
+	switch ev {
+	case EvWSMsg:
+		if bc != nil {
+			bc.wsIn.append(data.(*WSMessage).Data)
+			bc.parse(c)
+		}
+		c.flags |= fSwallow
+		return
+	case EvWSOpen, EvWSCtl:
+		c.flags |= fSwallow
+		return
+	}
+	wsProto(c, ev, data)
+	if bc == nil {
+		return
+	}
+	switch ev {
+	case EvPoll:
+		bc.timers(c)
+	case EvClose:
+		c.m.broker.disconnected(c, bc)
+		bc.wsIn.reset()
+	}
 }
 
 func mqttBrokerProto(c *Conn, ev Event, data any) {
@@ -223,14 +302,18 @@ func (bc *bConn) send(c *Conn, p *mqttpkt.Packet) bool {
 	if cap(b.buf) > 64<<10 {
 		b.buf = nil
 	}
+	if bc.ws {
+		return WSSend(c, out, WSOpBinary) > 0
+	}
 	return c.Send(out)
 }
 
 // parse decodes and handles the client's packets.
 func (bc *bConn) parse(c *Conn) {
 	m := c.m
+	in := bc.input(c)
 	for c.flags&(fClosing|fClosed|fDraining) == 0 {
-		buf := c.recv.Bytes()
+		buf := in.Bytes()
 		if len(buf) == 0 {
 			return
 		}
@@ -252,14 +335,14 @@ func (bc *bConn) parse(c *Conn) {
 			return
 		}
 		if n == 0 {
-			if c.IsFull() {
+			if in.Len() >= m.recvLimit() {
 				bc.violation(c, &mqttpkt.Error{Code: mqttpkt.PacketTooLarge, Reason: "packet larger than the receive buffer"})
 			}
 			return
 		}
 		bc.lastRecv = m.now
 		bc.handle(c, &bc.in)
-		c.recv.Consume(n)
+		in.Consume(n)
 	}
 }
 
@@ -277,7 +360,13 @@ func (bc *bConn) violation(c *Conn, err error) {
 		bc.send(c, &bc.out)
 	}
 	c.m.log().Debug("meerkat: mqtt client closed for a protocol violation", "conn", c.id, "err", err)
-	c.recv.Consume(c.recv.Len())
+	in := bc.input(c)
+	in.Consume(in.Len())
+	if bc.ws {
+		bc.wsIn.reset()
+		WSClose(c, WSCloseProtocolError, "mqtt protocol violation")
+		return
+	}
 	c.Drain()
 }
 

@@ -146,6 +146,9 @@ type wsState struct {
 	comp        *wsframe.Compressor
 	decomp      *wsframe.Decompressor
 
+	// inner is the state of a protocol carried in the messages (MQTT).
+	inner any
+
 	// Client handshake, until the 101 arrives.
 	hs   *httpState
 	key  string
@@ -200,9 +203,17 @@ func wsKeyValid(key []byte) bool {
 // "Sec-WebSocket-Version: 13" for another version) and the connection stays
 // HTTP.
 func WSUpgrade(c *Conn, hm *HTTPMessage, extraHeaders string) {
+	wsUpgrade(c, hm, extraHeaders, wsProto, nil)
+}
+
+// wsUpgrade is WSUpgrade for a protocol carried over WebSocket (MQTT): proto
+// becomes the connection's protocol handler (it calls wsProto itself) and
+// inner its state, beside the WebSocket state. It reports whether the
+// connection was upgraded.
+func wsUpgrade(c *Conn, hm *HTTPMessage, extraHeaders string, proto Handler, inner any) bool {
 	h := httpOf(c)
 	if h == nil || h.client || c.IsClosing() || h.stage == stClosed {
-		return
+		return false
 	}
 	w := &hm.wire
 	key := hm.Header("Sec-WebSocket-Key")
@@ -218,16 +229,16 @@ func WSUpgrade(c *Conn, hm *HTTPMessage, extraHeaders string) {
 		bad = "websocket: no \"Connection: upgrade\""
 	case string(hm.Header("Sec-WebSocket-Version")) != "13":
 		HTTPReply(c, 426, "Sec-WebSocket-Version: 13\r\n", "websocket: unsupported version %q; this server speaks 13\n", hm.Header("Sec-WebSocket-Version"))
-		return
+		return false
 	case !wsKeyValid(key):
 		bad = "websocket: Sec-WebSocket-Key is not 16 bytes in base64"
 	}
 	if bad != "" {
 		HTTPReply(c, 400, "", "%s\n", bad)
-		return
+		return false
 	}
 	m := c.m
-	ws := &wsState{}
+	ws := &wsState{inner: inner}
 	ws.rd.Server = true
 	ws.rd.MaxMessage = uint64(m.wsMaxMessage())
 
@@ -255,7 +266,7 @@ func WSUpgrade(c *Conn, hm *HTTPMessage, extraHeaders string) {
 	m.headBuf = b
 	if !c.Send(b) {
 		ws.release()
-		return
+		return false
 	}
 
 	// The connection leaves HTTP: nothing more is parsed as a request, and
@@ -268,11 +279,12 @@ func WSUpgrade(c *Conn, hm *HTTPMessage, extraHeaders string) {
 		}
 	}
 	h.stage, h.upgraded, h.headSince, h.pump, h.keepAlive = stClosed, true, 0, nil, false
-	c.pstate, c.proto, c.hold, c.onShutdown = ws, wsProto, nil, wsShutdown
+	c.pstate, c.proto, c.hold, c.onShutdown = ws, proto, nil, wsShutdown
 	ws.resume = true
 	ws.open(c)
 	m.markActive(c)
 	m.dispatch(c, EvWSOpen, hm)
+	return true
 }
 
 // wsHeaderNamed reports whether header lines (each ending in "\r\n") hold
