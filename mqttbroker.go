@@ -27,10 +27,21 @@ type MQTTBrokerSettings struct {
 	// ReceiveMaximum bounds the QoS 1 and 2 messages in flight to each
 	// client, and from it (announced in MQTT 5 CONNACK) (100 when 0).
 	ReceiveMaximum int
-	// MaxQueued bounds the messages a session queues while its client is
-	// offline or has ReceiveMaximum in flight; beyond it the oldest are
-	// dropped, and counted (1000 when 0).
+	// MaxQueued bounds the messages a session queues (1000 when 0). While
+	// its client is connected, a full queue is back-pressure: QoS 0
+	// messages for it are dropped (and counted), and the publishers of
+	// QoS 1 and 2 messages for it are not read from until the queue is
+	// half empty again, so no QoS 1 or 2 message is dropped; while the
+	// client is offline, the oldest messages are dropped (and counted).
 	MaxQueued int
+	// SendHighWater is how much output a client's connection may have
+	// queued before messages for it wait in its session's queue (1 MiB
+	// when 0).
+	SendHighWater int
+	// SlowTimeout disconnects a subscriber whose queue stayed full with no
+	// progress (no acknowledgement, no byte taken) for this long (30 s when
+	// 0; negative: never). Its persistent session keeps what was queued.
+	SlowTimeout time.Duration
 	// ConnectTimeout bounds the wait for CONNECT on a new connection (10 s
 	// when 0).
 	ConnectTimeout time.Duration
@@ -46,8 +57,11 @@ type MQTTBrokerStats struct {
 	Retained        int    // retained messages
 	Received        uint64 // PUBLISH received
 	Delivered       uint64 // PUBLISH sent to subscribers
-	DroppedQueueful uint64 // messages dropped because a session's queue was full
+	DroppedQueueful uint64 // messages dropped from an offline session's full queue
+	DroppedQoS0     uint64 // QoS 0 messages dropped for a connected client that did not keep up
 	DroppedExpired  uint64 // messages dropped because their expiry passed
+	Paused          int    // publishers not read from now (back-pressure)
+	SlowDropped     uint64 // subscribers disconnected for making no progress
 }
 
 // MQTTStats returns the broker's counters.
@@ -57,7 +71,7 @@ func (m *Manager) MQTTStats() MQTTBrokerStats {
 		return MQTTBrokerStats{}
 	}
 	st := b.stats
-	st.Sessions, st.Retained = len(b.sessions), len(b.retained)
+	st.Sessions, st.Retained, st.Paused = len(b.sessions), len(b.retained), len(b.paused)
 	for _, s := range b.sessions {
 		if s.conn != nil {
 			st.Connected++
@@ -72,8 +86,10 @@ type mqttBroker struct {
 	retained map[string]*bMsg
 	stats    MQTTBrokerStats
 	buf      []byte
-	shareRR  map[string]uint // shared subscription groups: the next member's turn
-	nextScan int64           // session expiry and delayed wills: next time to look, 0 if none
+	shareRR  map[string]uint  // shared subscription groups: the next member's turn
+	paused   map[*Conn]*bConn // publishers held back by full subscribers
+	filled   []*bSession      // sessions whose queue filled while routing one message
+	nextScan int64            // session expiry and delayed wills: next time to look, 0 if none
 }
 
 // bSession is a client's session.
@@ -92,6 +108,8 @@ type bSession struct {
 	willAt   int64 // a delayed will is published then, 0 if none pending
 	recvMax  int   // the client's Receive Maximum
 	maxPkt   int   // the client's Maximum Packet Size, 0 if none
+	full     bool  // the queue is full: publishers feeding it wait
+	progress int64 // the last acknowledgement or write (Manager clock)
 }
 
 type bSub struct {
@@ -137,6 +155,9 @@ type bConn struct {
 	since     int64             // accepted then (Manager clock), until CONNECT
 	graceful  bool              // DISCONNECT received: no will
 	aliases   map[uint16][]byte // MQTT 5 topic aliases the client set up
+	paused    bool              // back-pressure: not read from while subscribers are full
+	waitFor   []*bSession       // with paused: the full sessions it waits for
+	resume    bool              // paused no more: parse what waits, at EvPoll
 	ws        bool              // MQTT over WebSocket: packets come in binary messages
 	wsIn      IOBuf             // with ws: the bytes of the messages, not yet decoded
 }
@@ -243,6 +264,11 @@ func mqttWSBrokerProto(c *Conn, ev Event, data any) {
 		return
 	}
 	switch ev {
+	case EvWrite:
+		if bc.sess != nil && bc.sess.conn == c {
+			bc.sess.progress = c.m.now
+			c.m.broker.flush(bc.sess)
+		}
 	case EvPoll:
 		bc.timers(c)
 	case EvClose:
@@ -269,6 +295,11 @@ func mqttBrokerProto(c *Conn, ev Event, data any) {
 	case EvRead:
 		if bc != nil {
 			bc.parse(c)
+		}
+	case EvWrite:
+		if bc != nil && bc.sess != nil && bc.sess.conn == c {
+			bc.sess.progress = m.now
+			m.broker.flush(bc.sess)
 		}
 	case EvPoll:
 		if bc != nil {
@@ -312,7 +343,7 @@ func (bc *bConn) send(c *Conn, p *mqttpkt.Packet) bool {
 func (bc *bConn) parse(c *Conn) {
 	m := c.m
 	in := bc.input(c)
-	for c.flags&(fClosing|fClosed|fDraining) == 0 {
+	for c.flags&(fClosing|fClosed|fDraining) == 0 && !bc.paused {
 		buf := in.Bytes()
 		if len(buf) == 0 {
 			return
@@ -406,11 +437,13 @@ func (bc *bConn) handle(c *Conn, p *mqttpkt.Packet) {
 	case mqttpkt.PUBLISH:
 		b.publish(c, bc, p)
 	case mqttpkt.PUBACK, mqttpkt.PUBCOMP:
+		s.progress = m.now
 		if d := s.inflight[p.PacketID]; d != nil && (p.Type == mqttpkt.PUBACK) == (d.qos == 1) {
 			delete(s.inflight, p.PacketID)
 			b.flush(s)
 		}
 	case mqttpkt.PUBREC:
+		s.progress = m.now
 		d := s.inflight[p.PacketID]
 		if d == nil || d.qos != 2 {
 			break
@@ -633,6 +666,9 @@ func (b *mqttBroker) publish(c *Conn, bc *bConn, p *mqttpkt.Packet) {
 			}
 		}
 		b.route(m, msg)
+		if p.QoS > 0 {
+			b.pause(c, bc) // when a subscriber it fed is full
+		}
 	}
 	switch p.QoS {
 	case 1:
@@ -654,6 +690,7 @@ func (b *mqttBroker) publish(c *Conn, bc *bConn, p *mqttpkt.Packet) {
 // route delivers a message to every matching subscription, and keeps it
 // when it is to be retained.
 func (b *mqttBroker) route(m *Manager, msg *bMsg) {
+	b.filled = b.filled[:0]
 	if msg.retain {
 		if len(msg.payload) == 0 {
 			delete(b.retained, string(msg.topic))
@@ -715,15 +752,74 @@ func (b *mqttBroker) route(m *Manager, msg *bMsg) {
 
 // deliver queues a message for a session and sends what it can.
 func (b *mqttBroker) deliver(m *Manager, s *bSession, d *bDelivery) {
-	if s.conn == nil && (d.qos == 0 || s.expiry == 0) {
-		return // QoS 0 is not kept for an offline client
+	maxQ := orDefault(m.MQTT.MaxQueued, 1000)
+	if s.conn == nil {
+		if d.qos == 0 || s.expiry == 0 {
+			return // QoS 0 is not kept for an offline client
+		}
+		if len(s.queue) >= maxQ {
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			b.stats.DroppedQueueful++
+		}
+		s.queue = append(s.queue, d)
+		return
 	}
-	if max := orDefault(m.MQTT.MaxQueued, 1000); len(s.queue) >= max {
-		s.queue = s.queue[1:]
-		b.stats.DroppedQueueful++
+	if d.qos == 0 && (len(s.queue) >= maxQ || s.conn.send.Len() >= b.highWater(m)) {
+		b.stats.DroppedQoS0++ // it does not keep up: QoS 0 may go
+		return
 	}
 	s.queue = append(s.queue, d)
 	b.flush(s)
+	if len(s.queue) >= maxQ && !s.full {
+		s.full = true
+		if s.progress == 0 {
+			s.progress = m.now
+		}
+		if t := b.slowTimeout(m); t > 0 {
+			s.conn.wakeProtoAt(s.progress + t)
+		}
+	}
+	if s.full {
+		b.filled = append(b.filled, s)
+	}
+}
+
+func (b *mqttBroker) highWater(m *Manager) int { return orDefault(m.MQTT.SendHighWater, 1<<20) }
+
+func (b *mqttBroker) slowTimeout(m *Manager) int64 {
+	return timeoutNanos(m.MQTT.SlowTimeout, 30*time.Second)
+}
+
+// pause holds a publisher back until the full sessions it fed have room.
+func (b *mqttBroker) pause(c *Conn, bc *bConn) {
+	bc.waitFor = append(bc.waitFor[:0], b.filled...)
+	b.filled = b.filled[:0]
+	if len(bc.waitFor) == 0 {
+		return
+	}
+	bc.paused = true
+	if b.paused == nil {
+		b.paused = map[*Conn]*bConn{}
+	}
+	b.paused[c] = bc
+}
+
+// unfull is called when a session's queue has room again: the publishers
+// waiting for it only (and for no other full session) go on.
+func (b *mqttBroker) unfull(m *Manager, s *bSession) {
+	s.full = false
+	for c, bc := range b.paused {
+		waiting := false
+		for _, w := range bc.waitFor {
+			waiting = waiting || (w.full && w.conn != nil)
+		}
+		if !waiting {
+			delete(b.paused, c)
+			bc.paused, bc.resume, bc.waitFor = false, true, bc.waitFor[:0]
+			c.wakeProtoAt(m.now) // its EvPoll, in the next iteration without waiting
+		}
+	}
 }
 
 // flush sends a connected session's unsent in-flight messages, then its
@@ -744,9 +840,16 @@ func (b *mqttBroker) flush(s *bSession) {
 		}
 	}
 	limit := min(s.recvMax, b.receiveMax(m))
+	maxQ := orDefault(m.MQTT.MaxQueued, 1000)
+	defer func() {
+		if s.full && len(s.queue) <= maxQ/2 {
+			b.unfull(m, s)
+		}
+	}()
+	high := b.highWater(m)
 	for len(s.queue) > 0 {
 		d := s.queue[0]
-		if d.qos > 0 && len(s.inflight) >= limit {
+		if d.qos > 0 && len(s.inflight) >= limit || c.send.Len() >= high {
 			return
 		}
 		s.queue[0] = nil
@@ -886,6 +989,28 @@ func (bc *bConn) timers(c *Conn) {
 		}
 		return
 	}
+	if bc.paused || bc.resume {
+		bc.lastRecv = m.now // not read from: its packets wait
+	}
+	if bc.resume {
+		bc.resume = false
+		bc.parse(c)
+		if c.flags&(fClosing|fClosed|fDraining) != 0 {
+			return
+		}
+	}
+	if s := bc.sess; s.full {
+		if t := m.broker.slowTimeout(m); t > 0 && m.now-s.progress >= t {
+			m.log().Info("meerkat: mqtt subscriber disconnected: no progress with a full queue", "conn", c.id, "client", s.id, "queued", len(s.queue))
+			m.broker.stats.SlowDropped++
+			if bc.version == mqttpkt.Version5 {
+				bc.out = mqttpkt.Packet{Type: mqttpkt.DISCONNECT, ReasonCode: mqttpkt.QuotaExceeded}
+				bc.send(c, &bc.out)
+			}
+			c.Close() // what it did not take stays queued in its session
+			return
+		}
+	}
 	if bc.keepalive > 0 {
 		if m.now-bc.lastRecv >= bc.keepalive {
 			if bc.version == mqttpkt.Version5 {
@@ -902,12 +1027,20 @@ func (bc *bConn) timers(c *Conn) {
 // disconnected handles a client's connection closing: its will, and its
 // session's fate.
 func (b *mqttBroker) disconnected(c *Conn, bc *bConn) {
+	delete(b.paused, c)
 	s := bc.sess
 	if s == nil || s.conn != c {
 		return
 	}
 	m := c.m
 	s.conn = nil
+	if s.full {
+		b.unfull(m, s) // its publishers need not wait for an offline session
+	}
+	if maxQ := orDefault(m.MQTT.MaxQueued, 1000); len(s.queue) > maxQ {
+		b.stats.DroppedQueueful += uint64(len(s.queue) - maxQ)
+		s.queue = append([]*bDelivery(nil), s.queue[len(s.queue)-maxQ:]...)
+	}
 	if s.will != nil && !bc.graceful {
 		delay := int64(0)
 		if v, ok := s.will.props.WillDelay(); ok {
