@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/meerkat-net/meerkat/internal/mqttpkt"
@@ -157,9 +158,12 @@ type mqttState struct {
 	lastSent  int64 // Manager clock
 	pingSent  int64 // an unanswered PINGREQ went out then, 0 if none
 	qos2      map[uint16]bool
-	buf       []byte // encoding space
-	ws        bool   // MQTT over WebSocket: packets go in binary messages
-	wsIn      IOBuf  // with ws: the bytes of the messages, not yet decoded
+	buf       []byte   // encoding space
+	prev      []uint16 // in-flight messages of earlier connections of the session
+	connSent  bool     // CONNECT is queued: other packets may follow it
+	pending   []byte   // packets sent before CONNECT was, to follow it
+	ws        bool     // MQTT over WebSocket: packets go in binary messages
+	wsIn      IOBuf    // with ws: the bytes of the messages, not yet decoded
 }
 
 func mqttOf(c *Conn) *mqttState {
@@ -201,6 +205,8 @@ func (m *Manager) MQTTConnect(url string, opts *MQTTOptions, fn Handler) (*Conn,
 	s := &mqttState{version: mqttpkt.Version311, recvMax: 65535}
 	if opts != nil {
 		s.opts = *opts
+	} else {
+		s.opts.Clean = true
 	}
 	o := &s.opts
 	switch o.Version {
@@ -235,6 +241,7 @@ func (m *Manager) MQTTConnect(url string, opts *MQTTOptions, fn Handler) (*Conn,
 		}
 		s.sess.inflight, s.sess.order = nil, nil
 	}
+	s.prev = slices.Clone(s.sess.order)
 	// Check the CONNECT now: a bad option is an error here, not later.
 	s.connectPacket(&s.out)
 	if _, err := mqttpkt.Append(nil, &s.out, s.version); err != nil {
@@ -290,6 +297,8 @@ func mqttWSClientProto(c *Conn, ev Event, data any) {
 		return
 	}
 	switch ev {
+	case EvWrite:
+		s.flushInflight(c)
 	case EvPoll:
 		s.timers(c)
 	case EvClose:
@@ -329,6 +338,8 @@ func mqttClientProto(c *Conn, ev Event, data any) {
 		s.send(c, &s.out)
 	case EvRead:
 		s.parse(c)
+	case EvWrite:
+		s.flushInflight(c) // what a full send buffer refused
 	case EvPoll:
 		s.timers(c)
 	}
@@ -366,16 +377,32 @@ func (s *mqttState) send(c *Conn, p *mqttpkt.Packet) bool {
 	if cap(s.buf) > 64<<10 {
 		s.buf = nil
 	}
-	if s.ws {
-		if WSSend(c, b, WSOpBinary) == 0 {
-			return false
-		}
-	} else if !c.Send(b) {
+	if !s.connSent && p.Type != mqttpkt.CONNECT {
+		// Nothing may precede CONNECT: this follows it once it is sent.
+		s.pending = append(s.pending, b...)
+		return true
+	}
+	if !s.transmit(c, b) {
 		return false
+	}
+	if p.Type == mqttpkt.CONNECT {
+		s.connSent = true
+		if len(s.pending) > 0 {
+			s.transmit(c, s.pending)
+			s.pending = nil
+		}
 	}
 	s.lastSent = c.m.clock()
 	s.schedule(c)
 	return true
+}
+
+// transmit queues encoded packets on the connection.
+func (s *mqttState) transmit(c *Conn, b []byte) bool {
+	if s.ws {
+		return WSSend(c, b, WSOpBinary) > 0
+	}
+	return c.Send(b)
 }
 
 // parse decodes and handles the packets in Recv.
@@ -511,15 +538,23 @@ func (s *mqttState) connAck(c *Conn, p *mqttpkt.Packet) {
 	if v, ok := p.Props.ServerKeepAlive(); ok {
 		s.keepalive = int64(v) * int64(time.Second)
 	}
-	if !p.SessionPresent && len(s.sess.inflight) > 0 {
+	if !p.SessionPresent && len(s.prev) > 0 {
+		// The broker has no session: what earlier connections left
+		// unacknowledged is gone with it (MQTT-3.2.2-4 / 5: the client
+		// discards its session state). What this connection published
+		// before the CONNACK stays.
 		c.m.log().Warn("meerkat: mqtt broker kept no session: unacknowledged messages dropped",
-			"conn", c.id, "count", len(s.sess.inflight))
-		s.sess.inflight, s.sess.order = nil, nil
+			"conn", c.id, "count", len(s.prev))
+		for _, id := range s.prev {
+			delete(s.sess.inflight, id)
+		}
+		s.sess.order = slices.DeleteFunc(s.sess.order, func(id uint16) bool { return slices.Contains(s.prev, id) })
 	}
+	s.prev = nil
 	// A kept session: what was not acknowledged goes out again, in order,
 	// before anything the handler sends on EvMQTTOpen.
 	for _, id := range s.sess.order {
-		if o := s.sess.inflight[id]; o != nil {
+		if o := s.sess.inflight[id]; o != nil && o.sent { // sent on an earlier connection
 			o.sent = false
 			o.pkt.Dup = true
 		}
@@ -543,6 +578,14 @@ func (s *mqttState) flushInflight(c *Conn) {
 			continue
 		}
 		if onWire >= s.recvMax || !s.open {
+			return
+		}
+		if !o.rec && s.maxPacket > 0 && mqttpkt.Size(&o.pkt, s.version) > s.maxPacket {
+			// Published before CONNACK told the limit: it can never go.
+			c.m.log().Warn("meerkat: mqtt message dropped: over the broker's Maximum Packet Size", "conn", c.id, "id", id)
+			delete(s.sess.inflight, id)
+			s.sess.order = slices.DeleteFunc(s.sess.order, func(v uint16) bool { return v == id })
+			s.flushInflight(c)
 			return
 		}
 		if o.rec {
@@ -626,9 +669,11 @@ func (s *mqttState) schedule(c *Conn) {
 
 // MQTTPub publishes opts.Message on opts.Topic with opts.QoS, opts.Retain
 // and (MQTT 5) opts.Props. It returns the packet identifier for QoS 1 and
-// 2 (the message is kept until acknowledged: see MQTTOptions.Session), 0
-// for QoS 0 and when the message cannot be sent (not an MQTT client, a bad
-// topic or QoS, a full send buffer; the reason is logged).
+// 2: the message is kept until acknowledged (see MQTTOptions.Session) and
+// sent as soon as the broker's Receive Maximum and the send buffer allow.
+// It returns 0 for QoS 0 and when the message cannot be sent (not an MQTT
+// client, a bad topic or QoS, over the broker's Maximum Packet Size; the
+// reason is logged). Anything sent before the CONNECT went out follows it.
 func MQTTPub(c *Conn, opts *MQTTOptions) uint16 {
 	s := mqttOf(c)
 	if s == nil || opts == nil || c.IsClosing() {
@@ -654,6 +699,10 @@ func MQTTPub(c *Conn, opts *MQTTOptions) uint16 {
 	p.PacketID = id
 	if _, err := mqttpkt.Append(s.buf[:0], &p, s.version); err != nil {
 		c.m.log().Warn("meerkat: mqtt publish refused", "conn", c.id, "err", err)
+		return 0
+	}
+	if s.maxPacket > 0 && mqttpkt.Size(&p, s.version) > s.maxPacket {
+		c.m.log().Warn("meerkat: mqtt publish refused: over the broker's Maximum Packet Size", "conn", c.id, "max", s.maxPacket)
 		return 0
 	}
 	o := &mqttOut{pkt: mqttClone(&p)}
