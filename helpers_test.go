@@ -372,6 +372,10 @@ const (
 	// CreateSymbolicLinkW is a stub in Wine 8: os.Symlink reports success
 	// and creates nothing.
 	wineNoSymlinks = "Wine 8's CreateSymbolicLinkW is a stub: os.Symlink succeeds without creating the link"
+	// The Linux programs the tests use as peers (mosquitto and its
+	// clients) cannot be started by the Windows build; their cases run
+	// in the Linux suite.
+	wineNoLinuxPeers = "the Windows build cannot start Linux peer programs (mosquitto); those cases run on Linux"
 )
 
 // skipOnWine skips a test that depends on something Wine lacks.

@@ -59,6 +59,7 @@ func mqcMissing(t *testing.T, why string) {
 // stops it (by its PID) when the test ends.
 func mqcMosquitto(t *testing.T) *mqcMosq {
 	t.Helper()
+	skipOnWine(t, wineNoLinuxPeers)
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		bin = "/usr/sbin/mosquitto"
