@@ -1,6 +1,7 @@
 package meerkat
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -105,11 +106,13 @@ type bSession struct {
 	expiry   int64           // session expiry after disconnection (ns); <0: never
 	expireAt int64           // when an offline session goes, 0 if it does not
 	will     *bMsg
-	willAt   int64 // a delayed will is published then, 0 if none pending
-	recvMax  int   // the client's Receive Maximum
-	maxPkt   int   // the client's Maximum Packet Size, 0 if none
-	full     bool  // the queue is full: publishers feeding it wait
-	progress int64 // the last acknowledgement or write (Manager clock)
+	willAt   int64  // a delayed will is published then, 0 if none pending
+	recvMax  int    // the client's Receive Maximum
+	maxPkt   int    // the client's Maximum Packet Size, 0 if none
+	full     bool   // the queue is full: publishers feeding it wait
+	resend   bool   // in-flight messages wait to be sent again (a resumed session)
+	seq      uint64 // deliveries put in flight so far, for their order
+	progress int64  // the last acknowledgement or write (Manager clock)
 }
 
 type bSub struct {
@@ -139,7 +142,8 @@ type bDelivery struct {
 	retain bool
 	subIDs []uint32
 	id     uint16
-	rec    bool // QoS 2: PUBREC came; PUBREL sent
+	seq    uint64 // order of entry in flight
+	rec    bool   // QoS 2: PUBREC came; PUBREL sent
 	sent   bool
 }
 
@@ -480,13 +484,17 @@ func (bc *bConn) handle(c *Conn, p *mqttpkt.Packet) {
 		bc.out = mqttpkt.Packet{Type: mqttpkt.PINGRESP}
 		bc.send(c, &bc.out)
 	case mqttpkt.DISCONNECT:
-		bc.graceful = p.ReasonCode != mqttpkt.DisconnectWithWill
 		if v, ok := p.Props.SessionExpiry(); ok && bc.version == mqttpkt.Version5 {
+			if s.expiry == 0 && v != 0 {
+				bc.violation(c, &mqttpkt.Error{Code: mqttpkt.ProtocolError, Reason: "DISCONNECT sets a session expiry after CONNECT set none"})
+				return
+			}
 			s.expiry = int64(v) * int64(time.Second)
 			if v == 0xFFFFFFFF {
 				s.expiry = -1
 			}
 		}
+		bc.graceful = p.ReasonCode != mqttpkt.DisconnectWithWill
 		c.Drain()
 	}
 }
@@ -595,6 +603,7 @@ func (b *mqttBroker) connect(c *Conn, bc *bConn, p *mqttpkt.Packet) {
 	for _, d := range s.inflight {
 		d.sent = false
 	}
+	s.resend = len(s.inflight) > 0
 	b.flush(s)
 }
 
@@ -631,6 +640,10 @@ func cloneProps(p *MQTTProperties) MQTTProperties {
 func (b *mqttBroker) publish(c *Conn, bc *bConn, p *mqttpkt.Packet) {
 	m := c.m
 	s := bc.sess
+	if len(p.Props.SubscriptionIDs) > 0 {
+		bc.violation(c, &mqttpkt.Error{Code: mqttpkt.ProtocolError, Reason: "a client's PUBLISH carries a Subscription Identifier"})
+		return
+	}
 	if alias, ok := p.Props.TopicAlias(); ok && bc.version == mqttpkt.Version5 {
 		if alias == 0 || int(alias) > b.aliasMax(m) {
 			bc.violation(c, &mqttpkt.Error{Code: mqttpkt.TopicAliasInvalid, Reason: "topic alias out of range"})
@@ -834,9 +847,21 @@ func (b *mqttBroker) flush(s *bSession) {
 		return
 	}
 	m := c.m
-	for _, d := range s.inflight {
-		if !d.sent {
-			d.sent = b.send(m, c, bc, d, true)
+	if s.resend {
+		// Unacknowledged messages again, in the order first sent (MQTT 4.6).
+		s.resend = false
+		again := make([]*bDelivery, 0, len(s.inflight))
+		for _, d := range s.inflight {
+			if !d.sent {
+				again = append(again, d)
+			}
+		}
+		slices.SortFunc(again, func(x, y *bDelivery) int { return cmp.Compare(x.seq, y.seq) })
+		for _, d := range again {
+			if d.sent = b.send(m, c, bc, d, true); !d.sent {
+				s.resend = true
+				break
+			}
 		}
 	}
 	limit := min(s.recvMax, b.receiveMax(m))
@@ -859,7 +884,8 @@ func (b *mqttBroker) flush(s *bSession) {
 			continue
 		}
 		if d.qos > 0 {
-			d.id = s.newID()
+			s.seq++
+			d.id, d.seq = s.newID(), s.seq
 			if s.inflight == nil {
 				s.inflight = map[uint16]*bDelivery{}
 			}
@@ -1046,7 +1072,9 @@ func (b *mqttBroker) disconnected(c *Conn, bc *bConn) {
 		if v, ok := s.will.props.WillDelay(); ok {
 			delay = int64(v) * int64(time.Second)
 		}
-		if delay > 0 && (s.expiry < 0 || delay < s.expiry) {
+		// MQTT 5: the will goes when its delay passes or the session ends,
+		// whichever comes first (housekeeping does both).
+		if delay > 0 && s.expiry != 0 {
 			s.willAt = m.now + delay
 			b.wake(m, s.willAt)
 		} else {
