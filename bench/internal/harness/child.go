@@ -21,6 +21,9 @@ import (
 //	conns            -> "conns N" (connections open now)
 //	stats            -> "stats {JSON Stats}" after a forced garbage collection
 //	profile PATH     -> "ok" after writing a heap profile to PATH
+//	mallocs          -> "mallocs N" (runtime.MemStats.Mallocs: heap objects allocated so far)
+//	handshakes       -> "handshakes FULL RESUMED" (TLS handshakes of an HTTP benchmark server)
+//	info             -> "info TEXT" (an MQTT benchmark broker's own counters; "-" for other servers)
 //	quit (or EOF)    -> the server stops and the process exits
 const (
 	envServe       = "MEERKAT_BENCH_SERVE"
@@ -102,6 +105,18 @@ func serveChild(k Kind) error {
 				reply("error %v", err)
 			} else {
 				reply("ok")
+			}
+		case "mallocs":
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			reply("mallocs %d", ms.Mallocs)
+		case "handshakes":
+			reply("handshakes %d %d", tlsFull.Load(), tlsResumed.Load())
+		case "info":
+			if in, ok := srv.(interface{ Info() string }); ok {
+				reply("info %s", in.Info())
+			} else {
+				reply("info -")
 			}
 		case "quit":
 			return nil

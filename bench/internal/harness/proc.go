@@ -25,9 +25,11 @@ type child struct {
 
 // childOptions say how to start a server process.
 type childOptions struct {
-	cpu         int    // pin to this CPU with taskset; -1 for no pinning
-	profileRate int    // runtime.MemProfileRate in the child; 0 keeps the default
-	cpuProfile  string // file for a CPU profile of the child's whole run
+	cpu         int      // pin to this CPU with taskset; -1 for no pinning
+	profileRate int      // runtime.MemProfileRate in the child; 0 keeps the default
+	cpuProfile  string   // file for a CPU profile of the child's whole run
+	env         []string // more environment variables, "NAME=value"
+	gomaxprocs  int      // GOMAXPROCS of the child; 0 leaves it to the runtime
 }
 
 // replyTimeout bounds the wait for one answer of a child (a collection with
@@ -51,6 +53,10 @@ func startChild(k Kind, opt childOptions) (*child, error) {
 	}
 	if opt.cpuProfile != "" {
 		cmd.Env = append(cmd.Env, envCPUProfile+"="+opt.cpuProfile)
+	}
+	cmd.Env = append(cmd.Env, opt.env...)
+	if opt.gomaxprocs > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(opt.gomaxprocs))
 	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -140,6 +146,28 @@ func (c *child) stats() (Stats, error) {
 	return st, json.Unmarshal([]byte(s), &st)
 }
 
+// mallocs is the number of heap objects the server has allocated so far.
+func (c *child) mallocs() (uint64, error) {
+	s, err := c.ask("mallocs", "mallocs")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// handshakes returns the TLS handshakes the server completed so far, full
+// and resumed.
+func (c *child) handshakes() (full, resumed int64, err error) {
+	s, err := c.ask("handshakes", "handshakes")
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := fmt.Sscan(s, &full, &resumed); err != nil {
+		return 0, 0, fmt.Errorf("%s server: handshakes: %q: %v", c.kind, s, err)
+	}
+	return full, resumed, nil
+}
+
 func (c *child) profile(path string) error {
 	_, err := c.ask("profile "+path, "ok")
 	return err
@@ -207,4 +235,28 @@ func cpuTicks(pid int) int64 {
 		return -1
 	}
 	return u + st
+}
+
+// machineTicks returns the machine's busy and total CPU time in clock
+// ticks, all CPUs together, from the first line of /proc/stat (busy: user,
+// nice, system, irq, softirq, steal; total adds idle and iowait); -1, -1
+// where it cannot be read.
+func machineTicks() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1, -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1, -1
+	}
+	var v [8]int64
+	for i := range v {
+		if v[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
+			return -1, -1
+		}
+	}
+	busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+	return busy, busy + v[3] + v[4]
 }

@@ -91,6 +91,15 @@ type server interface {
 }
 
 func startServer(k Kind) (server, error) {
+	if name, ok := strings.CutPrefix(string(k), httpKindPrefix); ok {
+		return startHTTPServer(name)
+	}
+	if name, ok := strings.CutPrefix(string(k), wsKindPrefix); ok {
+		return startWSServer(name)
+	}
+	if name, ok := strings.CutPrefix(string(k), mqttKindPrefix); ok {
+		return startMQTTServer(name)
+	}
 	switch k {
 	case MeerkatEpoll, MeerkatPortable, MeerkatEpollTLS, MeerkatPortableTLS:
 		drv := strings.TrimSuffix(strings.TrimPrefix(string(k), "meerkat-"), "-tls")
