@@ -29,8 +29,8 @@ const maxEvents = 512
 
 type epollDriver struct {
 	epfd    int
-	epf     *os.File        // epfd, registered with the Go runtime's poller
-	eprc    syscall.RawConn // epf's, to wait for events without holding a thread
+	epf     *os.File           // epfd, registered with the Go runtime's poller
+	eprc    syscall.RawConn    // epf's, to wait for events without holding a thread
 	waitFn  func(uintptr) bool // d.pollReady, bound once: Wait allocates nothing
 	n       int                // pollReady's results
 	err     error
