@@ -732,22 +732,9 @@ func (sess *MQTTSession) newID() uint16 {
 // mqttClone copies a PUBLISH with everything it refers to.
 func mqttClone(p *mqttpkt.Packet) mqttpkt.Packet {
 	q := *p
-	q.Topic = append([]byte(nil), p.Topic...)
-	q.Payload = append([]byte(nil), p.Payload...)
-	pr := &q.Props
-	for _, f := range []*[]byte{&pr.ContentType, &pr.ResponseTopic, &pr.CorrelationData} {
-		if *f != nil {
-			*f = append([]byte{}, (*f)...)
-		}
-	}
-	pr.SubscriptionIDs = append([]uint32(nil), pr.SubscriptionIDs...)
-	if pr.User != nil {
-		u := make([]mqttpkt.UserProperty, len(pr.User))
-		for i, kv := range pr.User {
-			u[i] = mqttpkt.UserProperty{Key: append([]byte{}, kv.Key...), Value: append([]byte{}, kv.Value...)}
-		}
-		pr.User = u
-	}
+	q.Topic, q.Payload = clone(p.Topic), clone(p.Payload)
+	q.Props = cloneProps(&p.Props)
+	q.Props.SubscriptionIDs = slices.Clone(p.Props.SubscriptionIDs)
 	return q
 }
 

@@ -245,8 +245,8 @@ func wsUpgrade(c *Conn, hm *HTTPMessage, extraHeaders string, proto Handler, inn
 	b := append(m.headBuf[:0], "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = append(b, wsAcceptKey(string(key))...)
 	b = append(b, "\r\n"...)
-	if wsHeaderNamed(extraHeaders, "Sec-WebSocket-Protocol") {
-		ws.subprotocol = wsHeaderValue(extraHeaders, "Sec-WebSocket-Protocol")
+	if p, named := wsHeaderValue(extraHeaders, "Sec-WebSocket-Protocol"); named {
+		ws.subprotocol = p
 	} else if p := wsPickSubprotocol(w, m.WS.Subprotocols); p != "" {
 		ws.subprotocol = p
 		b = append(b, "Sec-WebSocket-Protocol: "...)
@@ -287,24 +287,15 @@ func wsUpgrade(c *Conn, hm *HTTPMessage, extraHeaders string, proto Handler, inn
 	return true
 }
 
-// wsHeaderNamed reports whether header lines (each ending in "\r\n") hold
-// a field called name.
-func wsHeaderNamed(lines, name string) bool {
-	for _, l := range strings.Split(lines, "\r\n") {
-		if k, _, ok := strings.Cut(l, ":"); ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			return true
-		}
-	}
-	return false
-}
-
-func wsHeaderValue(lines, name string) string {
+// wsHeaderValue finds the field called name in header lines (each ending
+// in "\r\n"): its value, and whether it is there.
+func wsHeaderValue(lines, name string) (string, bool) {
 	for _, l := range strings.Split(lines, "\r\n") {
 		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			return strings.TrimSpace(v)
+			return strings.TrimSpace(v), true
 		}
 	}
-	return ""
+	return "", false
 }
 
 // wsJoinFields joins every field called name with commas.
